@@ -1,0 +1,236 @@
+"""What every dev-server handler shares: headers, safe logging, and the API pipeline.
+
+The API pipeline runs in Express's order before any route: the fault switch (a
+proxy in front), body parsing (400 ``USER_INPUT_ERROR``), the global token check
+(403 ``Your token is not valid.``, so a stale header never reaches ``/auth/token``
+and never burns a code), then the latency switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import struct
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+import tornado.web
+
+from .options import DevOptions
+from .ratelimit import RateLimiter
+from .state import DevState, TokenInfo
+
+log = logging.getLogger("speckle_nb.devserver")
+
+INVALID_TOKEN_BODY = {"error": "Your token is not valid."}
+PROXY_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+MALFORMED_JSON = '{"data":{"activeUser":{"id":"5f3c'
+
+
+@dataclass
+class Runtime:
+    """One running server's shared objects, handed to every handler."""
+
+    state: DevState
+    options: DevOptions
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    csrf_key: bytes = b""
+
+
+def express_404(method: str, path: str) -> str:
+    """Express's ``finalhandler`` page for an unknown route."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>Error</title>\n</head>\n<body>\n<pre>Cannot {escape(method)} "
+        f"{escape(path)}</pre>\n</body>\n</html>\n"
+    )
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    runtime: Runtime
+
+    def initialize(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @property
+    def state(self) -> DevState:
+        return self.runtime.state
+
+    @property
+    def opts(self) -> DevOptions:
+        # Not `options`: that name is tornado's handler for the OPTIONS method.
+        return self.runtime.options
+
+    def set_default_headers(self) -> None:
+        # Both the API and the web app forbid framing (§1.2): sign-in needs a real window.
+        self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.clear_header("Server")
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # tornado's default logs the request (query string, headers): tokens would leak.
+        if isinstance(value, tornado.web.HTTPError):
+            return
+        log.error(
+            "%s %s failed: %s",
+            self.request.method,
+            self.request.path,
+            typ.__name__,
+            exc_info=(typ, value, tb),
+        )
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(self._reason)
+
+    def send_json(self, status: int, body: object) -> None:
+        """``res.status(n).json(body)``: compact JSON, Express's content type."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
+
+    def send_text(self, status: int, text: str) -> None:
+        """``res.status(n).send('text')``: Express labels a string body as HTML."""
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(text)
+
+
+class ApiHandler(BaseHandler):
+    """Base of the Express API routes (``/auth/*``, ``/oauth/token``, ``/graphql``, 404s)."""
+
+    faultable = True
+    auth: TokenInfo | None = None
+    json_body: object = None
+
+    def initialize(self, runtime: Runtime) -> None:
+        super().initialize(runtime)
+        # Express parses only JSON and urlencoded bodies. tornado would also parse a
+        # multipart body, and answer a malformed one with its own 400 before any route
+        # (or Apollo's CSRF check) runs; hide the type from it and keep the original.
+        self.content_type = self.request.headers.get("Content-Type", "")
+        if self.content_type.lower().startswith("multipart/"):
+            self.request.headers["Content-Type"] = "application/octet-stream"
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Access-Control-Allow-Origin", "*")
+
+    async def prepare(self) -> None:
+        if self.request.method == "OPTIONS":
+            return
+        if self.faultable and self.opts.fault is not None and await self._fault():
+            return
+        if not self._parse_json_body():
+            return
+        token = self._token_from_request()
+        if token is not None:
+            self.auth = self.state.validate_token(token)
+            if self.auth is None:
+                self.send_json(403, INVALID_TOKEN_BODY)
+                return
+            await self.pause(self.opts.auth_latency_s)
+
+    def options(self, *_args: str) -> None:
+        # The `cors` middleware answers every preflight before auth runs.
+        self.set_status(204)
+        self.set_header("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")
+        wanted = self.request.headers.get("Access-Control-Request-Headers")
+        if wanted:
+            self.set_header("Access-Control-Allow-Headers", wanted)
+            self.set_header("Vary", "Access-Control-Request-Headers")
+        self.set_header("Content-Length", "0")
+        self.finish()
+
+    async def pause(self, seconds: float) -> None:
+        """The latency switch: sleep without blocking other requests."""
+        if self.opts.latency and seconds > 0:
+            await asyncio.sleep(seconds)
+
+    def _token_from_request(self) -> str | None:
+        """``getTokenFromRequest`` then ``createAuthContextFromToken``, quirks included.
+
+        The first ``Bearer `` is removed, then a remaining ``Bearer x`` keeps its second
+        word: ``Bearer Bearer t`` works, and ``Bearer `` (trimmed to ``Bearer``) is an
+        invalid token, not anonymous (§13.3, §13.12).
+        """
+        header = self.request.headers.get("Authorization", "").strip()
+        cookie = self.get_cookie("authn") or ""
+        raw = (header or cookie).replace("Bearer ", "", 1)
+        if not raw:
+            return None
+        if raw.startswith("Bearer "):
+            raw = raw.split(" ")[1]
+        return raw
+
+    def _parse_json_body(self) -> bool:
+        """``express.json``: only for JSON content types; empty means ``{}``."""
+        if self.content_type.split(";", 1)[0].strip().lower() != "application/json":
+            return True
+        raw = self.request.body
+        if not raw.strip():
+            self.json_body = {}
+            return True
+        try:
+            value = json.loads(raw.decode("utf-8"))
+            if not isinstance(value, dict | list):
+                raise ValueError(f"Unexpected token {raw.decode('utf-8')[:1]!r}, strict mode")
+        except (ValueError, UnicodeDecodeError) as err:
+            self.send_json(
+                400,
+                {
+                    "error": {
+                        "message": f"Invalid request body: {err}",
+                        "code": "USER_INPUT_ERROR",
+                    }
+                },
+            )
+            return False
+        self.json_body = value
+        return True
+
+    def body_fields(self) -> dict[str, object]:
+        """The parsed body as Express sees it: JSON object, form fields, or nothing."""
+        if isinstance(self.json_body, dict):
+            return dict(self.json_body)
+        if self.json_body is not None:
+            return {}
+        return {
+            key: values[0].decode("utf-8", "replace")
+            for key, values in self.request.body_arguments.items()
+            if values
+        }
+
+    async def _fault(self) -> bool:
+        """Apply the fault switch; True when the request was answered (or dropped)."""
+        fault = self.opts.fault
+        if fault == "slow":
+            await asyncio.sleep(self.opts.slow_seconds)
+            return False
+        if fault == "5xx":
+            self.set_status(502)
+            self.set_header("Content-Type", "text/html")
+            self.finish(PROXY_502)
+        elif fault == "malformed":
+            self.set_status(200)
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(MALFORMED_JSON)
+        elif fault == "reset":
+            self._reset_connection()
+        return True
+
+    def _reset_connection(self) -> None:
+        stream = self.request.connection.detach()  # type: ignore[union-attr]
+        sock = stream.socket
+        if sock is not None:
+            # Linger 0 turns close() into a TCP RST: the client sees a reset, not an EOF.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        stream.close()
+        # Nothing may be written any more; mark the handler done without a response.
+        self._finished = True
