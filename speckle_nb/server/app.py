@@ -178,6 +178,9 @@ class SpeckleNB(ExtensionApp):
         assert self.serverapp is not None
         log = self.serverapp.log
         settings = self._settings()
+        # Kernels inherit this process's environment, and only this process needs the
+        # secret. (Not a boundary against the user's own code: see docs/security.md.)
+        os.environ.pop("SPECKLE_APP_SECRET", None)
         self.service = SignInService(settings, log=log, transport=self.http_transport)
         self.settings[SERVICE_SETTING] = self.service
         self._log_startup(settings)

@@ -161,8 +161,8 @@ def named_server_problem(*, configured: str, hub: HubEnv | None) -> str | None:
         f"This is the named JupyterHub server {hub.server_name!r}. Speckle sends every sign-in "
         "to one registered redirect URL, and JupyterHub's /hub/user-redirect/ forwards it to "
         "the user's *default* server, not this one, so a sign-in started here would end on the "
-        "wrong server. Use your default server, or ask the administrator to register a Speckle "
-        "app whose redirect URL is this server's own callback "
-        f"(…/user/<name>/{quote(hub.server_name, safe='')}/{CALLBACK_PATH}) and set it as "
-        "SPECKLE_REDIRECT_URL (or c.SpeckleNB.redirect_url) for this server."
+        "wrong server. Use your default server, or ask the administrator to register one "
+        "Speckle app for every user's server of this name, with the redirect URL "
+        f"<hub>/hub/user-redirect/{quote(hub.server_name, safe='')}/{CALLBACK_PATH}, and set it "
+        "as SPECKLE_REDIRECT_URL (or c.SpeckleNB.redirect_url) for servers of this name."
     )
