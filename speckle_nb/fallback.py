@@ -218,7 +218,7 @@ def complete_from_callback(
     if params.denied:
         raise SignInDeniedError(
             f"Access was denied on {app.server_url} (the Deny button), so nobody is signed "
-            "in. Start the sign-in again and choose Allow.",
+            "in. Start the sign-in again and choose Authorize.",
             server_url=app.server_url,
         )
     if not params.access_code:

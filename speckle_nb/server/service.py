@@ -427,15 +427,13 @@ class SignInService:
     def check_denied(self, params: Mapping[str, str], flow: Flow | None) -> None:
         if params.get("denied", "").lower() != "true":
             return
-        message = (
-            "You chose Deny on the Speckle page, so the notebook was not signed in. Start the "
-            "sign-in again from the notebook and choose Authorize."
-        )
+        message = "You chose Deny on the Speckle page, so the notebook was not signed in."
+        # The panel adds its own next step ("Try again"); the page names it here.
         self._record(flow, "denied", message)
         raise Refusal(
             "denied",
             "Access denied",
-            message,
+            message + " Start the sign-in again from the notebook and choose Authorize.",
             status=403,
             log="the user denied access",
             request_id=_request_of(flow),

@@ -135,7 +135,8 @@ async def test_denied_records_the_denial_for_the_kernel(
     _, body, _ = await pickup(browser.fetch, kernel)
     assert body["status"] == "error"
     assert body["reason"] == "denied"
-    assert "Authorize" in body["message"]
+    assert "chose Deny" in body["message"]
+    assert "Authorize" not in body["message"]  # the panel gives the next step itself
 
 
 async def test_missing_code_fails_the_flow(browser: Browser, speckle: FakeSpeckle) -> None:

@@ -143,7 +143,7 @@ async def test_deny_reaches_the_waiting_kernel(
     with kernel_pickup_client(jp_serverapp) as pickup:
         waiting = asyncio.ensure_future(asyncio.to_thread(pickup.wait, request, timeout=30))
         landed, page = await asyncio.to_thread(browse_sign_in, player, jupyter_url, request, "deny")
-        with pytest.raises(errors.SignInDeniedError, match="Authorize"):
+        with pytest.raises(errors.SignInDeniedError, match="chose Deny"):
             await asyncio.wait_for(waiting, 20)
     assert "denied=true" in landed
     assert page.response.status_code == 403
