@@ -1,0 +1,519 @@
+"""The kernel's sign-in session: one set of credentials per server, one client each, and the
+live panels that show them.
+
+    speckle_nb.client()              # the default server's client (the last one signed in to)
+    speckle_nb.use_token(token)      # check a personal access token with the server, then use it
+    speckle_nb.sign_out()            # forget (and revoke what the package obtained)
+
+Everything lives in this kernel's memory. The credentials are masked in every repr, and no
+message here holds a token. Sign-ins and sign-outs anywhere (a panel, ``use_token``, the
+magic) reach every live panel through listeners, so no panel shows a stale state.
+
+When a client meets an invalid token and its credentials hold a refresh token, the session
+refreshes once, through the Jupyter server extension when one answers (the app secret lives
+there) or in the kernel when its environment has the app's secret, stores the new tokens and
+retries; otherwise the error says to sign in again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .credentials import Credentials, Source, User, normalize_server_url
+from .errors import (
+    ConfigurationError,
+    InvalidTokenError,
+    LogoutError,
+    MissingScopeError,
+    NotSignedInError,
+    SpeckleError,
+)
+
+if TYPE_CHECKING:
+    from .graphql import SpeckleClient
+    from .oauth import TokenPair
+
+__all__ = [
+    "DEFAULT_SERVER_URL",
+    "Session",
+    "SessionListener",
+    "client",
+    "current_session",
+    "optional",
+    "sign_out",
+    "use_token",
+]
+
+log = logging.getLogger(__name__)
+
+#: Where a token goes when nothing else names a server (specklepy and the C# SDK agree).
+DEFAULT_SERVER_URL = "https://app.speckle.systems"
+
+
+class SessionListener(Protocol):
+    """What the session tells a live panel. Called outside the session's lock."""
+
+    def session_changed(self, server_url: str, creds: Credentials | None, message: str) -> None:
+        """``creds`` is the new sign-in for ``server_url``, or ``None`` after a sign-out."""
+
+
+def optional(module: str, name: str) -> Any | None:
+    """``speckle_nb.<module>.<name>``, or ``None`` when that module is not installed.
+
+    The seam to parts written and shipped separately (server-extension pickup, fallbacks,
+    remember-me, local accounts): callers say "not available" instead of failing. Only a
+    missing module counts as absent; an error *inside* it still raises.
+    """
+    qualified = f"{__package__}.{module}"
+    try:
+        mod = importlib.import_module(qualified)
+    except ModuleNotFoundError as exc:
+        if exc.name in (qualified, qualified.rsplit(".", 1)[0]):
+            return None
+        raise
+    return getattr(mod, name, None)
+
+
+def _normalize(server_url: str) -> str:
+    try:
+        return normalize_server_url(server_url)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def env_server_url() -> str | None:
+    """``SPECKLE_SERVER_URL``, normalised, or ``None`` when unset."""
+    raw = os.environ.get("SPECKLE_SERVER_URL", "").strip()
+    if not raw:
+        return None
+    try:
+        return normalize_server_url(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"SPECKLE_SERVER_URL is not a server URL: {exc}") from None
+
+
+class Session:
+    """The credentials of this kernel. Use the module functions; tests may make their own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._creds: dict[str, Credentials] = {}
+        self._clients: dict[str, SpeckleClient] = {}
+        self._default: str | None = None
+        self._listeners: weakref.WeakSet[SessionListener] = weakref.WeakSet()
+        # Servers whose credentials this session saved with remember-me: refreshed tokens
+        # are saved again, so the next kernel does not start from a stale pair.
+        self._remembered: set[str] = set()
+        #: The Speckle server the Jupyter server extension is configured for, once a panel's
+        #: status probe told us (the kernel cannot ask the Jupyter-authenticated route itself).
+        self.extension_server_url: str | None = None
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def default_server(self) -> str | None:
+        """The server ``client()`` uses without an argument: the last one signed in to."""
+        return self._default
+
+    @property
+    def servers(self) -> list[str]:
+        with self._lock:
+            return list(self._creds)
+
+    def credentials(self, server_url: str | None = None) -> Credentials | None:
+        """The credentials for ``server_url`` (default: the default server), or ``None``."""
+        with self._lock:
+            url = _normalize(server_url) if server_url else self._default
+            return self._creds.get(url) if url else None
+
+    def get(self, server_url: str | None = None) -> Credentials | None:
+        """Same as ``credentials``."""
+        return self.credentials(server_url)
+
+    def __repr__(self) -> str:
+        with self._lock:
+            who = {
+                url: f"{c.user.name if c.user else '?'} ({c.source})"
+                for url, c in self._creds.items()
+            }
+        return f"Session(default={self._default!r}, signed_in={who!r})"
+
+    # ------------------------------------------------------------------ listeners (panels)
+
+    def add_listener(self, listener: SessionListener) -> None:
+        self._listeners.add(listener)
+
+    def remove_listener(self, listener: SessionListener) -> None:
+        self._listeners.discard(listener)
+
+    def _notify(self, server_url: str, creds: Credentials | None, message: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener.session_changed(server_url, creds, message)
+            except Exception:  # one broken panel must not stop the others
+                log.exception("A sign-in panel failed to show the new session state")
+
+    # ------------------------------------------------------------------ changes
+
+    def store(self, creds: Credentials, *, remember: bool = False, message: str = "") -> str:
+        """Use ``creds`` for its server (and as the default); replaces and closes an older
+        client. With ``remember``, also saves them for later kernels. Returns the status
+        line the panels show (where the token was saved, or ``message``)."""
+        with self._lock:
+            old = self._clients.pop(creds.server_url, None)
+            self._creds[creds.server_url] = creds
+            self._default = creds.server_url
+        if old is not None:
+            old.close()
+        who = creds.user.name if creds.user else "a user the token does not name"
+        log.info("speckle-nb: signed in to %s as %s (%s)", creds.server_url, who, creds.source)
+        if remember:
+            message = self.remember(creds)
+        self._notify(creds.server_url, creds, message)
+        return message
+
+    def remember(self, creds: Credentials) -> str:
+        """Save ``creds`` with remember-me; returns "Saved in …" (or why it could not)."""
+        save = optional("remember", "remember")
+        if save is None:
+            return "Remember me is not available in this installation."
+        try:
+            where = save(creds)
+        except SpeckleError as exc:
+            return f"Not remembered: {exc}"
+        with self._lock:
+            self._remembered.add(creds.server_url)
+        return f"Saved in {where}."
+
+    def mark_remembered(self, server_url: str) -> None:
+        """``server_url``'s credentials came from remember-me: save refreshed tokens there too."""
+        with self._lock:
+            self._remembered.add(server_url)
+
+    def unremember(self, server_url: str) -> str:
+        """Remove what remember-me saved for ``server_url``; returns a status line."""
+        forget = optional("remember", "forget")
+        with self._lock:
+            self._remembered.discard(server_url)
+        if forget is None:
+            return ""
+        try:
+            forget(server_url)
+        except SpeckleError as exc:
+            return f"Could not remove the remembered credentials: {exc}"
+        return "No longer remembered on this computer."
+
+    def forget(self, server_url: str) -> Credentials | None:
+        """Drop ``server_url``'s credentials from this kernel and close its client (no
+        revocation, no panel update: ``sign_out`` does those)."""
+        url = _normalize(server_url)
+        with self._lock:
+            creds = self._creds.pop(url, None)
+            old = self._clients.pop(url, None)
+            if self._default == url:
+                self._default = next(reversed(self._creds), None)
+        if old is not None:
+            old.close()
+        return creds
+
+    def client(self, server_url: str | None = None) -> SpeckleClient:
+        """The client for ``server_url`` (default: the default server), built once and cached.
+
+        Without any sign-in, ``SPECKLE_TOKEN`` is checked with the server and used. Raises
+        ``NotSignedInError`` (saying how to sign in) when there is nothing to use.
+        """
+        from .graphql import SpeckleClient
+
+        with self._lock:
+            url = _normalize(server_url) if server_url else self._default
+            creds = self._creds.get(url) if url else None
+        if creds is None:
+            creds = self._from_env(url)
+        if creds is None:
+            raise NotSignedInError(url)
+        with self._lock:
+            current = self._clients.get(creds.server_url)
+            if current is None or current.closed:
+                current = SpeckleClient.from_credentials(
+                    creds,
+                    token_refresher=self._refresher(creds.server_url)
+                    if creds.refresh_token
+                    else None,
+                )
+                self._clients[creds.server_url] = current
+            return current
+
+    def _from_env(self, server_url: str | None) -> Credentials | None:
+        env_credentials = optional("local_accounts", "env_credentials")
+        creds: Credentials | None = env_credentials() if env_credentials is not None else None
+        if creds is None or (server_url is not None and creds.server_url != server_url):
+            return None
+        try:
+            return self.use_token(creds.token, creds.server_url, source="env")
+        except InvalidTokenError as exc:
+            raise InvalidTokenError(
+                f"{creds.server_url} refused the token in SPECKLE_TOKEN "
+                f"({exc.server_message or 'invalid token'}). Set a valid one and restart the "
+                "kernel, or sign in with `speckle_nb.sign_in()`.",
+                server_url=creds.server_url,
+                server_message=exc.server_message,
+            ) from None
+
+    def use_token(
+        self, token: str, server_url: str | None = None, *, source: Source = "token"
+    ) -> Credentials:
+        """Check ``token`` with the server (``activeUser``), then use it. A refused token
+        raises ``InvalidTokenError`` with the server's reason and changes nothing."""
+        creds = self.validate(
+            Credentials(
+                server_url=self.token_server(server_url), token=token.strip(), source=source
+            )
+        )
+        self.store(creds)
+        return creds
+
+    def validate(self, creds: Credentials) -> Credentials:
+        """``creds`` with the user the server says the token belongs to; raises when refused.
+
+        A token without ``profile:read`` is valid but cannot name its user: it is kept with
+        ``user=None``.
+        """
+        from .graphql import SpeckleClient
+
+        if not creds.token:
+            raise ConfigurationError(
+                "The token is empty. Paste a personal access token (Developer settings on "
+                "your Speckle server), or sign in with the button."
+            )
+        user: User | None
+        with SpeckleClient(creds.server_url, creds.token) as probe:
+            try:
+                user = probe.active_user()
+            except MissingScopeError:
+                user = None
+        return dataclasses.replace(creds, user=user)
+
+    def token_server(self, server_url: str | None = None) -> str:
+        """Where a token goes: the argument, ``SPECKLE_SERVER_URL``, the extension's server
+        (when known), else app.speckle.systems."""
+        if server_url:
+            return _normalize(server_url)
+        return env_server_url() or self.extension_server_url or DEFAULT_SERVER_URL
+
+    # ------------------------------------------------------------------ sign-out
+
+    def sign_out(self, revoke: bool | None = None, *, server_url: str | None = None) -> str:
+        """Forget the credentials (of ``server_url``, default: every server) and close their
+        clients; reset every live panel. Tokens the package obtained are revoked at the
+        server by default; tokens the user brought only with ``revoke=True``."""
+        with self._lock:
+            targets = [_normalize(server_url)] if server_url else list(self._creds)
+        if not targets:
+            return "Not signed in to any Speckle server; nothing to sign out of."
+        lines: list[str] = []
+        for url in targets:
+            creds = self.forget(url)
+            if creds is None:
+                lines.append(f"Not signed in to {url}; nothing to sign out of.")
+                continue
+            forgotten = self._unremember_quietly(url)
+            line = self._revoke_line(creds, revoke) + forgotten
+            lines.append(line)
+            self._notify(url, None, line)
+        return "\n".join(lines)
+
+    def _unremember_quietly(self, url: str) -> str:
+        servers = optional("remember", "remembered_servers")
+        try:
+            saved = servers is not None and url in servers()
+        except SpeckleError:
+            saved = False
+        if not saved:
+            with self._lock:
+                self._remembered.discard(url)
+            return ""
+        note = self.unremember(url)
+        return f" {note}" if note.startswith("Could not") else " The remembered copy was removed."
+
+    def _revoke_line(self, creds: Credentials, revoke: bool | None) -> str:
+        url = creds.server_url
+        should = creds.obtained_by_us if revoke is None else revoke
+        if not should:
+            why = (
+                "as asked (revoke=False)"
+                if revoke is False
+                else f"because you brought it ({_SOURCE_WORDS.get(creds.source, creds.source)})"
+            )
+            return (
+                f"Signed out of {url}: forgotten in this kernel. The token was not revoked "
+                f"{why} and stays valid; revoke it under Developer settings on {url}, or pass "
+                "`revoke=True` to `speckle_nb.sign_out()`."
+            )
+        from .oauth import AuthClient
+
+        try:
+            with AuthClient() as auth:
+                auth.logout(url, creds.token, creds.refresh_token)
+        except LogoutError as exc:
+            return (
+                f"Signed out of {url}: forgotten in this kernel. The server did not revoke the "
+                f"token ({exc.server_message}); it may have been revoked already."
+            )
+        except SpeckleError as exc:
+            return (
+                f"Signed out of {url}: forgotten in this kernel, but the token could not be "
+                f"revoked ({exc}). Revoke it under Developer settings on {url}."
+            )
+        return f"Signed out of {url}: the token was revoked at the server and forgotten here."
+
+    # ------------------------------------------------------------------ refresh
+
+    def _refresher(self, server_url: str) -> Callable[[], str]:
+        def refresh() -> str:
+            with self._lock:
+                creds = self._creds.get(server_url)
+            if creds is None or not creds.refresh_token:
+                raise NotSignedInError(server_url)
+            pair = refresh_tokens(creds)
+            new = creds.with_tokens(pair.token, pair.refresh_token or creds.refresh_token)
+            with self._lock:
+                if self._creds.get(server_url) is creds:
+                    self._creds[server_url] = new
+                remembered = server_url in self._remembered
+            log.info("speckle-nb: refreshed the token for %s", server_url)
+            if remembered:
+                self.remember(new)
+            return pair.token
+
+        return refresh
+
+    def reset(self) -> None:
+        """Forget everything without revoking or touching panels (for tests)."""
+        with self._lock:
+            clients = list(self._clients.values())
+            self._creds.clear()
+            self._clients.clear()
+            self._default = None
+            self._remembered.clear()
+            self.extension_server_url = None
+        for old in clients:
+            old.close()
+
+
+_SOURCE_WORDS = {
+    "token": "use_token or the panel's token field",
+    "env": "SPECKLE_TOKEN",
+    "magic": "%speckle_token",
+    "remembered": "remembered on this computer",
+    "local": "a Speckle desktop/specklepy account",
+}
+
+
+def refresh_tokens(creds: Credentials) -> TokenPair:
+    """A new token pair for ``creds``: through the Jupyter server extension (it holds the
+    app secret) or in the kernel with the app from its environment, whichever serves the
+    app the credentials belong to. Raises ``ConfigurationError`` when neither can."""
+    if not creds.refresh_token:
+        raise InvalidTokenError(
+            f"{creds.server_url} refused the token and there is no refresh token to renew it.",
+            server_url=creds.server_url,
+        )
+    routes = [_refresh_via_extension, _refresh_in_kernel]
+    if creds.source != "sign-in":  # obtained in the kernel (paste/loopback): its app is here
+        routes.reverse()
+    for route in routes:
+        pair = route(creds)
+        if pair is not None:
+            return pair
+    raise ConfigurationError(
+        f"The token for {creds.server_url} needs renewing, but neither a Jupyter server "
+        "extension nor the app's secret (SPECKLE_APP_SECRET) is available to this kernel. "
+        "Sign in again with `speckle_nb.sign_in()`.",
+        server_url=creds.server_url,
+    )
+
+
+def _refresh_via_extension(creds: Credentials) -> TokenPair | None:
+    find = optional("discovery", "find_jupyter_server")
+    pickup_client = optional("pickup", "PickupClient")
+    if find is None or pickup_client is None:
+        return None
+    server = find()
+    if server is None:
+        return None
+    pickup = pickup_client(server.url)
+    if not pickup.ping():
+        return None
+    assert creds.refresh_token is not None
+    pair: TokenPair = pickup.refresh(creds.server_url, creds.refresh_token)
+    return pair
+
+
+def _refresh_in_kernel(creds: Credentials) -> TokenPair | None:
+    app_from_env = optional("fallback", "kernel_app_from_env")
+    app = app_from_env() if app_from_env is not None else None
+    if app is None or app.server_url != creds.server_url or not app.app_secret:
+        return None
+    if creds.app_id is not None and creds.app_id != app.app_id:
+        return None
+    from .oauth import AuthClient
+
+    assert creds.refresh_token is not None
+    with AuthClient() as auth:
+        return auth.refresh(app, creds.refresh_token)
+
+
+# ---------------------------------------------------------------------- the kernel's session
+
+_SESSION = Session()
+
+
+def current_session() -> Session:
+    """This kernel's session (one per process)."""
+    return _SESSION
+
+
+def client(server_url: str | None = None) -> SpeckleClient:
+    """The preconfigured GraphQL client for ``server_url`` (default: the last server signed
+    in to). Raises ``NotSignedInError``, which says how to sign in."""
+    return _SESSION.client(server_url)
+
+
+def use_token(
+    token: str, server_url: str | None = None, *, source: Source = "token"
+) -> Credentials:
+    """Check a personal access token with the server, then sign in with it.
+
+    ``server_url`` defaults to ``SPECKLE_SERVER_URL``, else the Jupyter server extension's
+    server when known, else https://app.speckle.systems. A refused token raises
+    ``InvalidTokenError`` with the server's reason and leaves the session as it was.
+    """
+    return _SESSION.use_token(token, server_url, source=source)
+
+
+class SignOutMessage(str):
+    """What ``sign_out()`` returns: the message, shown as plain text when it is a cell's result."""
+
+    __slots__ = ()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def sign_out(revoke: bool | None = None, *, server_url: str | None = None) -> str:
+    """Sign out: forget the credentials here, close the client, reset every panel.
+
+    A token the package obtained (browser sign-in, paste, loopback) is revoked at the server
+    (``POST /auth/logout``) unless ``revoke=False``; a token you brought (``use_token``,
+    ``SPECKLE_TOKEN``, ``%speckle_token``, a desktop account) only with ``revoke=True``.
+    Without ``server_url`` every server is signed out of. Returns the message that says
+    which happened (a cell ending in ``sign_out()`` shows it; every live panel shows it too).
+    """
+    return SignOutMessage(_SESSION.sign_out(revoke, server_url=server_url))
