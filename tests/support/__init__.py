@@ -1,0 +1,1 @@
+"""Fixture helpers shared by the test layers that start real processes (kernel, browser, hub)."""
