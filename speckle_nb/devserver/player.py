@@ -183,7 +183,7 @@ class BrowserPlayer:
             next_url = self._next_hop(url, response)
             if next_url is None:
                 self.page = Page.read(url, response)
-                refresh = self._meta_refresh(self.page)
+                refresh = self.meta_refresh(self.page)
                 if refresh is None:
                     return self.page
                 delay, next_url = refresh
@@ -202,7 +202,7 @@ class BrowserPlayer:
         return None
 
     @staticmethod
-    def _meta_refresh(page: Page) -> tuple[float, str] | None:
+    def meta_refresh(page: Page) -> tuple[float, str] | None:
         match = _REFRESH.match(page.meta.get("refresh", ""))
         if match is None or not match.group(2):
             return None

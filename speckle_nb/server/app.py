@@ -17,6 +17,7 @@ from traitlets import Bool, Float, Instance, Int, List, Unicode, default, valida
 from .flows import MAX_FLOW_LIFETIME
 from .handlers import ROUTES, SERVICE_SETTING
 from .redirect import hub_env, named_server_problem, startup_hint
+from .save_guard import register_save_guard
 from .service import Settings, SignInService
 
 __all__ = ["DEFAULT_SERVER_URL", "SpeckleNB"]
@@ -183,6 +184,8 @@ class SpeckleNB(ExtensionApp):
         os.environ.pop("SPECKLE_APP_SECRET", None)
         self.service = SignInService(settings, log=log, transport=self.http_transport)
         self.settings[SERVICE_SETTING] = self.service
+        # Keeps a token printed by mistake out of saved notebooks; chains with other hooks.
+        register_save_guard(self.serverapp.contents_manager)
         self._log_startup(settings)
 
     def _log_startup(self, settings: Settings) -> None:

@@ -24,7 +24,7 @@ from tornado import web
 
 from .. import __version__
 from ..oauth import parse_callback_url
-from .pages import Page
+from .pages import Page, continue_page
 from .redirect import request_origin
 from .service import BrowserRequest, Refusal, SignInService
 
@@ -131,7 +131,7 @@ class StartHandler(_PageHandler):
             samesite="Lax",
             secure=self.browser().https,
         )
-        self.redirect(result.authorize_url)
+        self.write_page(continue_page(result.authorize_url))
 
 
 class CallbackHandler(_PageHandler):

@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["CHANNEL", "Page", "render_page", "signed_in_page"]
+__all__ = ["CHANNEL", "Page", "continue_page", "render_page", "signed_in_page"]
 
 CHANNEL = "speckle-nb"
 
@@ -70,7 +70,7 @@ class Page:
     status: int
     html: str
     content_security_policy: str
-    kind: Literal["signed-in", "failed"]
+    kind: Literal["signed-in", "failed", "continue"]
     reason: str
 
 
@@ -125,3 +125,27 @@ def signed_in_page(user_name: str, server_url: str, request_id: str) -> Page:
         request_id=request_id,
         status=200,
     )
+
+
+_CONTINUE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="referrer" content="no-referrer">
+<meta http-equiv="refresh" content="0;url={url}">
+<title>Continue to Speckle</title>
+</head>
+<body>
+<p>Taking you to Speckle to sign in… <a href="{url}" rel="noreferrer">Continue</a></p>
+</body>
+</html>
+"""
+
+
+def continue_page(authorize_url: str) -> Page:
+    """``start`` moves on to Speckle by this page rather than a 302: request logs (JupyterHub's
+    among them) print a redirect's ``Location``, and with Speckle's plain method the challenge
+    in that URL is the verifier itself."""
+    csp = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    body = _CONTINUE.format(url=html.escape(authorize_url, quote=True))
+    return Page(200, body, csp, "continue", "continue")

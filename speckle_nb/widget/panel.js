@@ -468,13 +468,16 @@ function render({ model, el }) {
     return parts;
   }
 
-  function adminInfo() {
+  function adminInfo(how) {
     const redirect = (local.status && local.status.redirect_url) || model.get("redirect_url_hint");
-    admin.hidden = !redirect;
-    if (!redirect) return;
+    admin.hidden = !redirect && !how;
+    if (admin.hidden) return;
     admin.replaceChildren(
-      h("summary", {}, "admin info"),
-      h("p", {}, "Redirect URL to register for the Speckle app: ", h("code", {}, redirect)),
+      h("summary", {}, "details"),
+      ...(how ? [h("p", {}, how)] : []),
+      ...(redirect
+        ? [h("p", {}, "Redirect URL to register for the Speckle app: ", h("code", {}, redirect))]
+        : []),
     );
   }
 
@@ -493,9 +496,11 @@ function render({ model, el }) {
     const showMessage = view !== "error";
     messageLine.textContent = showMessage ? model.get("message") : "";
     messageLine.hidden = !messageLine.textContent;
-    modeLine.textContent = model.get("mode_reason");
+    // The usual path needs no explaining; a fallback says up front why it was taken.
+    const usual = model.get("mode") === "extension";
+    modeLine.textContent = usual ? "" : model.get("mode_reason");
     modeLine.hidden = !modeLine.textContent;
-    adminInfo();
+    adminInfo(usual ? model.get("mode_reason") : "");
   }
 
   // ---------------------------------------------------------------- kernel and page events

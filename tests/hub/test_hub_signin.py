@@ -429,12 +429,6 @@ def test_hub_log_records_each_code_only_in_its_spawn_hop_and_the_code_is_already
     assert hub_setup.app.secret not in "\n".join(lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: under JupyterHub the single-user server's request log writes the start "
-    "redirect's Location, /authn/verify/<app>/<challenge>, and with Speckle's plain method "
-    "the challenge is the verifier (speckle_nb/server/handlers.py, StartHandler.get)",
-)
 def test_no_challenge_in_any_log(hub_setup: HubSetup, signed_in: dict[str, SignIn]) -> None:
     log = hub_setup.hub.log_text()
     for result in signed_in.values():

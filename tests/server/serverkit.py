@@ -10,6 +10,7 @@ wire rules the extension depends on (plain vs S256 challenge, single-use codes, 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import secrets
@@ -221,9 +222,18 @@ class Browser:
         return await self.get("speckle-nb/callback", query)
 
 
+def authorize_url_of(response: HTTPResponse) -> str:
+    """Where ``start``'s page sends the browser (a meta refresh, never a 302: see pages.py)."""
+    assert response.code == 200, response.body
+    assert "Location" not in response.headers
+    match = re.search(rb'http-equiv="refresh" content="0;url=([^"]+)"', response.body)
+    assert match, response.body
+    return html.unescape(match.group(1).decode())
+
+
 def challenge_of(response: HTTPResponse) -> str:
-    """The challenge in the ``/authn/verify/{app}/{challenge}`` redirect."""
-    location = response.headers["Location"]
+    """The challenge in the ``/authn/verify/{app}/{challenge}`` URL ``start`` moves on to."""
+    location = authorize_url_of(response)
     match = re.fullmatch(r"/authn/verify/([^/]+)/([^/?]+)", urlsplit(location).path)
     assert match, location
     return match.group(2)
@@ -258,7 +268,7 @@ async def pickup(
 async def sign_in(browser: Browser, speckle: FakeSpeckle, kernel: Kernel) -> HTTPResponse:
     """start → (the user authorizes on Speckle) → callback; returns the callback response."""
     started = await browser.start(kernel)
-    assert started.code == 302, started.body
+    assert started.code == 200, started.body
     code = speckle.mint_code(challenge_of(started))
     return await browser.callback({"access_code": code})
 
