@@ -368,11 +368,14 @@ class HubBrowser:
         history: list[httpx.Response] = []
         for _ in range(20):
             response = self.http.get(url, headers={**NAVIGATE, "Sec-Fetch-Site": site})
-            if not response.is_redirect:
+            target = response.headers.get("location") if response.is_redirect else None
+            # speckle-nb's start page moves on by a meta refresh (no 302 in any log).
+            target = target or _meta_refresh_target(response)
+            if not target:
                 response.history = history
                 return response
             history.append(response)
-            url = urljoin(url, response.headers["location"])
+            url = urljoin(url, target)
             if stop and stop(url):
                 response.history = history[:-1]
                 response.next_url = url  # type: ignore[attr-defined]
@@ -650,3 +653,11 @@ def hops(response: httpx.Response) -> list[str]:
     """The paths (with query) a navigation went through, for assertions on redirects."""
     urls = [str(r.url) for r in response.history] + [str(response.url)]
     return [urlsplit(u).path + (f"?{urlsplit(u).query}" if urlsplit(u).query else "") for u in urls]
+
+
+def _meta_refresh_target(response: httpx.Response) -> str | None:
+    """The URL of an immediate ``<meta http-equiv="refresh">``, as a browser follows it."""
+    if response.status_code != 200 or "html" not in response.headers.get("content-type", ""):
+        return None
+    match = re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', response.text)
+    return html.unescape(match.group(1)) if match else None
