@@ -53,7 +53,7 @@ def lab_command(port: int, notebook_dir: Path, token: str, *, open_browser: bool
         "lab",
         "--ip=127.0.0.1",
         f"--port={port}",
-        f"--ServerApp.token={token}",
+        f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={notebook_dir}",
         f"--LabApp.default_url=/lab/tree/{NOTEBOOK}",
         "--ServerApp.port_retries=0",
