@@ -34,6 +34,14 @@ __all__ = ["PickupClient", "SignInRequest"]
 
 #: What a long poll asks the server to hold (the server caps it at ``c.SpeckleNB.pickup_hold``).
 DEFAULT_HOLD = 30.0
+#: Names the server process that answered (``SignInService.instance_id``).
+INSTANCE_HEADER = "X-Speckle-NB-Instance"
+#: Pauses between tries while the Jupyter server cannot be reached (it may be restarting).
+RETRY_PAUSES = (0.5, 1.0, 2.0)
+RESTARTED_MESSAGE = (
+    "The Jupyter server restarted during the sign-in, so it expired. Click Try again "
+    "(or run speckle_nb.sign_in() again)."
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,10 @@ class PickupClient:
         self.jupyter_url = jupyter_url if jupyter_url.endswith("/") else jupyter_url + "/"
         self.timeout_margin = timeout_margin
         self.hold = hold
+        # The server process each request was first answered by: a sign-in lives in that
+        # process's memory only, so another one answering means it is gone.
+        self._instances: dict[str, str] = {}
+        self._lock = threading.Lock()
         self._http = httpx.Client(
             base_url=self.jupyter_url,
             transport=transport,
@@ -95,7 +107,7 @@ class PickupClient:
             # never route that through an HTTP proxy from the environment, and do not ask
             # a loopback https server for a certificate nobody could have issued.
             trust_env=False,
-            verify=not _is_loopback_https(self.jupyter_url),
+            verify=_verify(self.jupyter_url),
         )
 
     def __repr__(self) -> str:
@@ -120,10 +132,12 @@ class PickupClient:
             },
             timeout=hold + self.timeout_margin,
         )
+        self._check_instance(request, reply)
         body = self._json(reply)
         status = body.get("status")
         if status == "pending":
             return None
+        self._forget(request)
         if status == "ok" and isinstance(body.get("credentials"), dict):
             return _credentials(body["credentials"])
         raise self._error(body, request.server_url)
@@ -137,8 +151,14 @@ class PickupClient:
     ) -> Credentials:
         """Poll until the sign-in ends. ``SignInTimeoutError`` after ``timeout`` seconds;
         ``SignInCancelledError`` once ``cancelled`` is set (checked between polls: call
-        ``cancel(request)`` too, so the server ends the flow and a held poll returns)."""
+        ``cancel(request)`` too, so the server ends the flow and a held poll returns).
+        An unreachable server is tried again (0.5–2 s apart) until the deadline, then its
+        ``TransportError`` is raised; a server that restarted meanwhile (another instance id
+        answers) ends the wait with ``SignInExpiredError``."""
         deadline = time.monotonic() + timeout
+        unreachable: errors.TransportError | None = None
+        failures = 0
+        answered = False
         while True:
             if cancelled is not None and cancelled.is_set():
                 self._cancel_quietly(request)
@@ -149,21 +169,34 @@ class PickupClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._cancel_quietly(request)
+                if unreachable is not None:  # the server never came back: say so
+                    raise unreachable
                 raise errors.SignInTimeoutError(
                     f"Nobody finished signing in within {timeout:g} s. Run "
                     "`speckle_nb.sign_in()` again and finish in the window that opens.",
                     server_url=request.server_url,
                 )
+            # Until a reply names the server process that holds this request, ask for an
+            # answer at once: a long poll cut by a restart would name none, and the restarted
+            # server would then look like the one that holds it ("pending" until the timeout).
+            known = answered or self._known(request)
+            hold = min(self.hold, remaining) if known else 0.0
             began = time.monotonic()
-            credentials = self.poll(request, hold=min(self.hold, remaining))
+            try:
+                credentials = self.poll(request, hold=hold)
+            except errors.TransportError as exc:
+                # A restarting Jupyter server cannot be reached for a moment: try again until
+                # the deadline; the instance id then says whether the sign-in survived.
+                unreachable = exc
+                pause = RETRY_PAUSES[min(failures, len(RETRY_PAUSES) - 1)]
+                failures += 1
+                self._pause(min(pause, max(0.0, deadline - time.monotonic())), cancelled)
+                continue
+            unreachable, failures, answered = None, 0, True
             if credentials is not None:
                 return credentials
-            if time.monotonic() - began < 0.5:  # the server answered at once: do not spin
-                pause = min(1.0, max(0.0, deadline - time.monotonic()))
-                if cancelled is not None:
-                    cancelled.wait(pause)
-                else:
-                    time.sleep(pause)
+            if hold > 0 and time.monotonic() - began < 0.5:  # answered at once: do not spin
+                self._pause(min(1.0, max(0.0, deadline - time.monotonic())), cancelled)
 
     def cancel(self, request: SignInRequest) -> None:
         """End the request's flow at the server (its browser window then says so)."""
@@ -256,7 +289,36 @@ class PickupClient:
         )
         return errors.sign_in_error(reason, message, server_url=server_url)
 
+    @staticmethod
+    def _pause(seconds: float, cancelled: threading.Event | None) -> None:
+        if cancelled is not None:
+            cancelled.wait(seconds)
+        else:
+            time.sleep(seconds)
+
+    def _known(self, request: SignInRequest) -> bool:
+        with self._lock:
+            return request.request_id in self._instances
+
+    def _forget(self, request: SignInRequest) -> None:
+        with self._lock:
+            self._instances.pop(request.request_id, None)
+
+    def _check_instance(self, request: SignInRequest, reply: httpx.Response) -> None:
+        """Remember which server process first answered for ``request``; another one
+        answering means the Jupyter server restarted and forgot it: ``SignInExpiredError``."""
+        instance = reply.headers.get(INSTANCE_HEADER)
+        if not instance:
+            return
+        with self._lock:
+            first = self._instances.setdefault(request.request_id, instance)
+            if first == instance:
+                return
+            del self._instances[request.request_id]
+        raise errors.SignInExpiredError(RESTARTED_MESSAGE, server_url=request.server_url)
+
     def _cancel_quietly(self, request: SignInRequest) -> None:
+        self._forget(request)
         with contextlib.suppress(errors.SpeckleError):  # over for this kernel either way
             self.cancel(request)
 
@@ -295,6 +357,15 @@ def _credentials(data: dict[str, Any]) -> Credentials:
         source="sign-in",
         app_id=app_id if isinstance(app_id, str) else None,
     )
+
+
+def _verify(url: str) -> bool:
+    """Whether to verify the server's certificate. Plain ``http`` involves no TLS, and
+    ``verify=False`` spares loading the certificate bundle (tens of milliseconds) for nothing;
+    a loopback ``https`` server has no certificate anybody could have issued."""
+    if urlsplit(url).scheme == "http":
+        return False
+    return not _is_loopback_https(url)
 
 
 def _is_loopback_https(url: str) -> bool:

@@ -93,7 +93,7 @@ def choose_mode(server_url: str | None = None) -> ModeChoice:
                 "no Jupyter server with the speckle-nb extension started this kernel "
                 "(VS Code, Colab, a console or plain IPython)"
             )
-        elif pickup_client(server.url).ping():
+        elif _extension_answers(pickup_client, server.url):
             return ModeChoice(
                 "extension",
                 f"Signing in through the Jupyter server at {server.url} "
@@ -103,6 +103,11 @@ def choose_mode(server_url: str | None = None) -> ModeChoice:
         else:
             why = f"the Jupyter server at {server.url} has no working speckle-nb extension"
     return choose_fallback(server_url, why)
+
+
+def _extension_answers(pickup_client: Any, jupyter_url: str) -> bool:
+    with pickup_client(jupyter_url) as probe:  # closed: its connection pool is not reused
+        return bool(probe.ping())
 
 
 def choose_fallback(server_url: str | None, why: str) -> ModeChoice:

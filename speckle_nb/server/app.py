@@ -7,11 +7,13 @@ named beside each trait (the config file wins). ``docs/server-extension.md`` lis
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
 import httpx
 from jupyter_server.extension.application import ExtensionApp
+from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Float, Instance, Int, List, Unicode, default, validate
 
 from .flows import MAX_FLOW_LIFETIME
@@ -152,6 +154,8 @@ class SpeckleNB(ExtensionApp):
 
     service = Instance(SignInService, allow_none=True, help="The sign-in logic (set at start).")
 
+    _purger: PeriodicCallback | None = None
+
     def _trusts_forwarded(self) -> bool:
         if self.trust_forwarded_headers is not None:
             return bool(self.trust_forwarded_headers)
@@ -187,6 +191,14 @@ class SpeckleNB(ExtensionApp):
         # Keeps a token printed by mistake out of saved notebooks; chains with other hooks.
         register_save_guard(self.serverapp.contents_manager)
         self._log_startup(settings)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # a server started as usual: _start_jupyter_server_extension starts the purge
+        else:
+            # Embedded in a running loop (pytest-jupyter, some hosts) the start hook may never
+            # run; purging must not depend on it.
+            self._start_purger()
 
     def _log_startup(self, settings: Settings) -> None:
         assert self.serverapp is not None
@@ -213,7 +225,10 @@ class SpeckleNB(ExtensionApp):
         self.handlers.extend(ROUTES)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        """Once the server is bound, tell kernels started from now on where it is."""
+        """Once the server is bound, tell kernels started from now on where it is, and
+        start clearing expired sign-ins (an unclaimed result's token is revoked) on a timer
+        rather than only when a request happens to touch the store."""
+        self._start_purger()
         url = loopback_url(serverapp)
         if url is None:
             self.log.info("speckle-nb: not publishing a URL for kernels (UNIX socket)")
@@ -221,9 +236,21 @@ class SpeckleNB(ExtensionApp):
         os.environ[ENV_JUPYTER_URL] = url
         os.environ[ENV_JUPYTER_PID] = str(os.getpid())
 
+    def _start_purger(self) -> None:
+        if self.service is None or self._purger is not None:
+            return
+        s = self.service.settings
+        every = min(30.0, s.flow_lifetime / 2, s.result_lifetime / 2)
+        # Runs on the server's event loop, so the store's revocations are scheduled there.
+        self._purger = PeriodicCallback(self.service.store.purge, 1000 * every)
+        self._purger.start()
+
     async def stop_extension(self) -> None:
+        if self._purger is not None:
+            self._purger.stop()
+            self._purger = None
         if self.service is not None:
-            await self.service.close()
+            await self.service.close()  # awaits pending revocations, closes the transport
 
 
 def loopback_url(serverapp: Any) -> str | None:

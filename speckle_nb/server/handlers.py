@@ -28,10 +28,11 @@ from .pages import Page, continue_page
 from .redirect import request_origin
 from .service import BrowserRequest, Refusal, SignInService
 
-__all__ = ["COOKIE_NAME", "ROUTES", "SERVICE_SETTING"]
+__all__ = ["COOKIE_NAME", "INSTANCE_HEADER", "ROUTES", "SERVICE_SETTING"]
 
 SERVICE_SETTING = "speckle_nb_service"
 COOKIE_NAME = "speckle-nb-flow"
+INSTANCE_HEADER = "X-Speckle-NB-Instance"
 AUTH_RESOURCE = "speckle_nb"
 
 
@@ -96,8 +97,11 @@ class _PageHandler(_SpeckleMixin, JupyterHandler):
         """``(present, flow id)``; the id is None when the signature is bad or too old."""
         if self.get_cookie(COOKIE_NAME) is None:
             return False, None
-        lifetime = self.service.settings.flow_lifetime
-        value = self.get_signed_cookie(COOKIE_NAME, max_age_days=(lifetime + 60) / 86400)
+        # The cookie is read as long as the server keeps the flow's record (its tombstone
+        # outlives the flow by result_lifetime), so a late callback is told "expired".
+        s = self.service.settings
+        max_age = s.flow_lifetime + s.result_lifetime + 60
+        value = self.get_signed_cookie(COOKIE_NAME, max_age_days=max_age / 86400)
         return True, value.decode("utf-8", "replace") if value else None
 
     def write_page(self, page: Page) -> None:
@@ -121,12 +125,17 @@ class StartHandler(_PageHandler):
             self.log.warning("speckle-nb: start refused: %s", refusal.log)
             self.write_page(refusal.page())
             return
+        settings = self.service.settings
         self.set_signed_cookie(
             COOKIE_NAME,
             result.flow.flow_id,
             expires_days=None,
             path=self.cookie_path,
-            max_age=int(self.service.settings.flow_lifetime),
+            # Outlives the flow by result_lifetime, as its record does at the server, so a
+            # callback arriving after the flow expired is told "expired", not "no cookie".
+            # The same 60 s slack as flow_cookie() reads it with: clients count Max-Age in
+            # whole seconds (http.cookiejar truncates the start), which lost up to a second.
+            max_age=int(settings.flow_lifetime + settings.result_lifetime + 60),
             httponly=True,
             samesite="Lax",
             secure=self.browser().https,
@@ -164,6 +173,11 @@ class _JSONHandler(_SpeckleMixin, APIHandler):
         super().set_default_headers()
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Speckle-NB", __version__)
+        # Which server process answered: a kernel that sees it change during a sign-in knows
+        # the Jupyter server restarted and forgot the sign-in (see pickup.PickupClient).
+        service = self.settings.get(SERVICE_SETTING)
+        if service is not None:
+            self.set_header(INSTANCE_HEADER, service.instance_id)
 
     def write_json(self, status: int, body: dict[str, Any]) -> None:
         self.set_status(status)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -146,7 +147,11 @@ class SignInService:
     ) -> None:
         self.settings = settings
         self.log = log or logging.getLogger(__name__)
-        self._transport = transport
+        #: Sent with every JSON reply (``X-Speckle-NB-Instance``): a kernel that sees it change
+        #: knows this process was replaced and its sign-ins were forgotten.
+        self.instance_id = secrets.token_hex(8)
+        self._transport = transport  # configured (tests: a MockTransport), or None: ours
+        self._shared: httpx.AsyncHTTPTransport | None = None
         self._clock = clock
         self.store = FlowStore(
             flow_lifetime=settings.flow_lifetime,
@@ -173,11 +178,22 @@ class SignInService:
                 servers.append(normal)
         return tuple(servers)
 
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """The transport every client of this service uses, lent so that closing the client
+        leaves it open. One for the service: building one loads the TLS certificate bundle,
+        which blocks the server's event loop for tens of milliseconds."""
+        inner = self._transport
+        if inner is None:
+            if self._shared is None:
+                self._shared = httpx.AsyncHTTPTransport()
+            inner = self._shared
+        return _LentTransport(inner)
+
     @property
     def auth(self) -> AsyncAuthClient:
         if self._auth is None:
             self._auth = AsyncAuthClient(
-                timeout=self.settings.http_timeout, transport=self._transport
+                timeout=self.settings.http_timeout, transport=self.transport()
             )
         return self._auth
 
@@ -187,6 +203,11 @@ class SignInService:
         if self._auth is not None:
             await self._auth.aclose()
             self._auth = None
+        if self._shared is not None:
+            shared, self._shared = self._shared, None
+            await shared.aclose()
+        if self._transport is not None:  # the configured one, closed once, as before
+            await self._transport.aclose()
 
     # ------------------------------------------------------------------ status
 
@@ -570,7 +591,7 @@ class SignInService:
         from ..graphql import AsyncSpeckleClient
 
         client = AsyncSpeckleClient(
-            server_url, token, timeout=self.settings.http_timeout, transport=self._transport
+            server_url, token, timeout=self.settings.http_timeout, transport=self.transport()
         )
         try:
             return await client.active_user()
@@ -677,6 +698,20 @@ class SignInService:
             )
         else:
             self.log.info("speckle-nb: revoked an unclaimed token at %s", credentials.server_url)
+
+
+class _LentTransport(httpx.AsyncBaseTransport):
+    """The service's transport as a client sees it: the client's ``aclose()`` keeps it open
+    (the service closes it once, in ``SignInService.close``)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None
 
 
 def _netloc(url: str) -> str:

@@ -624,7 +624,9 @@ def callback_case(draw: st.DrawFn, world: World) -> dict[str, Any]:
     elif cookie_kind == "replay-denied":
         cookies.append((COOKIE, world.signed(world.c_flow)))
     elif cookie_kind == "expired-signature-of-live":
-        cookies.append((COOKIE, world.signed(world.a_flow, age=draw(st.floats(700, 1e7)))))
+        # older than the window a cookie is read in: flow_lifetime + result_lifetime + 60 s
+        # (600 + 120 + 60), which lets a late callback hear "expired"
+        cookies.append((COOKIE, world.signed(world.a_flow, age=draw(st.floats(800, 1e7)))))
     elif cookie_kind == "wrong-name-of-live":
         cookies.append((COOKIE, world.signed(world.a_flow, name="_xsrf")))
     elif cookie_kind == "unauthenticated-live":

@@ -82,12 +82,6 @@ def jupyter(dev: DevServer, tmp_path: Path, request: pytest.FixtureRequest) -> J
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (pickup.py, PickupClient.wait/_post): a poll held across the restart raises "
-    "TransportError at once, and a request the new server never saw stays 'pending' until the "
-    "kernel's own timeout; neither is told 'expired'. Fix reported to the extension/kernel owner.",
-)
 def test_jupyter_restart_mid_sign_in_expires_and_try_again_works(
     jupyter: JupyterServer, dev: DevServer
 ) -> None:
@@ -237,12 +231,6 @@ async def poll_as_another_kernel(jupyter_url: str) -> None:
         assert await asyncio.to_thread(pickup.poll, SignInRequest.new(), hold=0) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (handlers.py StartHandler): the flow cookie's Max-Age is exactly "
-    "flow_lifetime, so the browser drops it as the flow expires and a late callback is told "
-    "'no sign-in in progress … cookies must be allowed' instead of 'expired'. Fix reported.",
-)
 async def test_late_callback_after_the_flow_expired_is_told_expired(
     player: BrowserPlayer, jupyter_url: str
 ) -> None:
@@ -294,12 +282,6 @@ async def test_kernel_restart_after_the_callback_the_result_expires_and_is_revok
         assert await asyncio.to_thread(pickup.poll, request, hold=0) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (flows.py/app.py): the FlowStore purges only when a request touches it, so an "
-    "unclaimed result — and its valid token — stays until the next sign-in activity, however "
-    "late. Fix reported: a periodic purge in the extension.",
-)
 async def test_unclaimed_token_is_revoked_without_further_traffic(
     player: BrowserPlayer,
     jupyter_url: str,
