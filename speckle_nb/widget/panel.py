@@ -265,7 +265,7 @@ class SignInPanel(anywidget.AnyWidget):
 
 
 _NEXT_STEPS: dict[str, str] = {
-    "denied": "You chose Deny on the Speckle page. Click Try again and choose Authorize to sign in.",
+    "denied": "Click Try again and choose Authorize to sign in.",
     "expired": "The sign-in took too long and its code expired. Click Try again.",
     "timeout": "Click Try again, or call `speckle_nb.sign_in(timeout=…)` with more time.",
     "superseded": "A newer sign-in started in this browser. Use the newest panel, or click Try "

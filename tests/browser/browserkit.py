@@ -31,6 +31,16 @@ from support.jupyter import REPO_ROOT, JupyterServer, wait_until
 
 #: ``SPECKLE_NB_UPDATE_DOCS_IMAGES=1`` copies the panel's screenshots here.
 DOCS_IMAGES = REPO_ROOT / "docs" / "images"
+#: Debian's Chromium (never a downloaded build), with the flags this machine needs.
+CHROMIUM = os.environ.get("SPECKLE_NB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",  # we run as root
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1200, "height": 860}
 DEFAULT_TIMEOUT_MS = 20_000
 #: What ``spy_on_secrets`` records.

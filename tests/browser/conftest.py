@@ -10,7 +10,6 @@ to ``artifacts/<test>/`` before anything is closed.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,21 +22,20 @@ _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from browserkit import BrowserRun, Dev, Jupyter, LogCapture, spy_on_secrets  # noqa: E402
+from browserkit import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    BrowserRun,
+    Dev,
+    Jupyter,
+    LogCapture,
+    spy_on_secrets,
+)
 from playwright.sync_api import Browser, sync_playwright  # noqa: E402
 from support.jupyter import JupyterServer, artifacts_dir, free_port  # noqa: E402
 
 from speckle_nb.devserver import DevOptions, DevServer  # noqa: E402
 
-CHROMIUM = os.environ.get("SPECKLE_NB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",  # we run as root
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FRONTENDS = ("lab", "notebook")
 #: Scopes of the app the Jupyter server signs in with.
 APP_SCOPES = ("profile:read", "profile:email", "streams:read", "streams:write", "users:read")

@@ -9,7 +9,6 @@ another Playwright (the browser layer's session-wide one) already runs its event
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,8 @@ from browserkit import (  # noqa: E402
     ALICE as ALICE_ON_SPECKLE,
 )
 from browserkit import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
     VIEWPORT,
     NotebookPage,
     Panel,
@@ -38,16 +39,6 @@ from browserkit import (  # noqa: E402
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "hub"
-#: Debian's Chromium, launched as the browser layer does (never a downloaded build).
-CHROMIUM = os.environ.get("SPECKLE_NB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",  # we run as root
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SIGN_IN_CELL = "import speckle_nb\nspeckle_nb.sign_in()"
 WHOAMI_CELL = "print(speckle_nb.client().active_user().name)"
 #: JupyterLab's news toast would sit over the notebook; a user setting turns it off.
