@@ -18,7 +18,6 @@ retries; otherwise the error says to sign in again.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import os
 import threading
@@ -46,7 +45,6 @@ __all__ = [
     "SessionListener",
     "client",
     "current_session",
-    "optional",
     "sign_out",
     "use_token",
 ]
@@ -62,23 +60,6 @@ class SessionListener(Protocol):
 
     def session_changed(self, server_url: str, creds: Credentials | None, message: str) -> None:
         """``creds`` is the new sign-in for ``server_url``, or ``None`` after a sign-out."""
-
-
-def optional(module: str, name: str) -> Any | None:
-    """``speckle_nb.<module>.<name>``, or ``None`` when that module is not installed.
-
-    The seam to parts written and shipped separately (server-extension pickup, fallbacks,
-    remember-me, local accounts): callers say "not available" instead of failing. Only a
-    missing module counts as absent; an error *inside* it still raises.
-    """
-    qualified = f"{__package__}.{module}"
-    try:
-        mod = importlib.import_module(qualified)
-    except ModuleNotFoundError as exc:
-        if exc.name in (qualified, qualified.rsplit(".", 1)[0]):
-            return None
-        raise
-    return getattr(mod, name, None)
 
 
 def _normalize(server_url: str) -> str:
@@ -181,11 +162,10 @@ class Session:
 
     def remember(self, creds: Credentials) -> str:
         """Save ``creds`` with remember-me; returns "Saved in …" (or why it could not)."""
-        save = optional("remember", "remember")
-        if save is None:
-            return "Remember me is not available in this installation."
+        from .remember import remember
+
         try:
-            where = save(creds)
+            where = remember(creds)
         except SpeckleError as exc:
             return f"Not remembered: {exc}"
         with self._lock:
@@ -199,11 +179,10 @@ class Session:
 
     def unremember(self, server_url: str) -> str:
         """Remove what remember-me saved for ``server_url``; returns a status line."""
-        forget = optional("remember", "forget")
+        from .remember import forget
+
         with self._lock:
             self._remembered.discard(server_url)
-        if forget is None:
-            return ""
         try:
             forget(server_url)
         except SpeckleError as exc:
@@ -251,8 +230,9 @@ class Session:
             return current
 
     def _from_env(self, server_url: str | None) -> Credentials | None:
-        env_credentials = optional("local_accounts", "env_credentials")
-        creds: Credentials | None = env_credentials() if env_credentials is not None else None
+        from .local_accounts import env_credentials
+
+        creds = env_credentials()
         if creds is None or (server_url is not None and creds.server_url != server_url):
             return None
         try:
@@ -330,9 +310,10 @@ class Session:
         return "\n".join(lines)
 
     def _unremember_quietly(self, url: str) -> str:
-        servers = optional("remember", "remembered_servers")
+        from .remember import remembered_servers
+
         try:
-            saved = servers is not None and url in servers()
+            saved = url in remembered_servers()
         except SpeckleError:
             saved = False
         if not saved:
@@ -441,24 +422,23 @@ def refresh_tokens(creds: Credentials) -> TokenPair:
 
 
 def _refresh_via_extension(creds: Credentials) -> TokenPair | None:
-    find = optional("discovery", "find_jupyter_server")
-    pickup_client = optional("pickup", "PickupClient")
-    if find is None or pickup_client is None:
-        return None
-    server = find()
+    from .discovery import find_jupyter_server
+    from .pickup import PickupClient
+
+    server = find_jupyter_server()
     if server is None:
         return None
-    pickup = pickup_client(server.url)
+    pickup = PickupClient(server.url)
     if not pickup.ping():
         return None
     assert creds.refresh_token is not None
-    pair: TokenPair = pickup.refresh(creds.server_url, creds.refresh_token)
-    return pair
+    return pickup.refresh(creds.server_url, creds.refresh_token)
 
 
 def _refresh_in_kernel(creds: Credentials) -> TokenPair | None:
-    app_from_env = optional("fallback", "kernel_app_from_env")
-    app = app_from_env() if app_from_env is not None else None
+    from .fallback import kernel_app_from_env
+
+    app = kernel_app_from_env()
     if app is None or app.server_url != creds.server_url or not app.app_secret:
         return None
     if creds.app_id is not None and creds.app_id != app.app_id:

@@ -40,15 +40,11 @@ from .errors import (
     SignInError,
     SpeckleError,
 )
-from .session import (
-    Session,
-    current_session,
-    env_server_url,
-    optional,
-)
+from .modes import Mode, ModeChoice, choose_fallback, choose_mode
+from .session import Session, current_session, env_server_url
 
 if TYPE_CHECKING:
-    from .oauth import App, Challenge
+    from .oauth import Challenge
     from .widget import SignInPanel
 
 __all__ = ["DEFAULT_TIMEOUT", "Mode", "ModeChoice", "SignInController", "choose_mode", "sign_in"]
@@ -56,104 +52,9 @@ __all__ = ["DEFAULT_TIMEOUT", "Mode", "ModeChoice", "SignInController", "choose_
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 300.0
-Mode = Literal["extension", "loopback", "paste", "token"]
 
 #: How often a blocked kernel re-sends the authorize URL to views that rendered late.
 _RESEND_DELAYS = (0.2, 0.5, 1.0, 2.0, 3.0, 5.0)
-
-
-# ---------------------------------------------------------------------- choosing the mode
-
-
-@dataclass(frozen=True)
-class ModeChoice:
-    """How this kernel signs in, and why, in words the panel shows."""
-
-    mode: Mode
-    reason: str
-    jupyter_url: str | None = None
-    app: App | None = None
-    redirect_url: str | None = None
-    #: Why the extension is not used (fallback modes), to build on when a fallback fails too.
-    why: str = ""
-
-
-def choose_mode(server_url: str | None = None) -> ModeChoice:
-    """The extension when the Jupyter server that started this kernel answers; else the
-    fallback chain: loopback (an app with a localhost redirect), paste (another app),
-    token (no app)."""
-    find = optional("discovery", "find_jupyter_server")
-    pickup_client = optional("pickup", "PickupClient")
-    if find is None or pickup_client is None:
-        why = "the server-extension support is not installed in this kernel"
-    else:
-        server = find()
-        if server is None:
-            why = (
-                "no Jupyter server with the speckle-nb extension started this kernel "
-                "(VS Code, Colab, a console or plain IPython)"
-            )
-        elif _extension_answers(pickup_client, server.url):
-            return ModeChoice(
-                "extension",
-                f"Signing in through the Jupyter server at {server.url} "
-                f"(its speckle-nb extension answered; found via {server.source}).",
-                jupyter_url=server.url,
-            )
-        else:
-            why = f"the Jupyter server at {server.url} has no working speckle-nb extension"
-    return choose_fallback(server_url, why)
-
-
-def _extension_answers(pickup_client: Any, jupyter_url: str) -> bool:
-    with pickup_client(jupyter_url) as probe:  # closed: its connection pool is not reused
-        return bool(probe.ping())
-
-
-def choose_fallback(server_url: str | None, why: str) -> ModeChoice:
-    """Loopback, paste or token, for a kernel without the extension (``why`` says so)."""
-    app_from_env = optional("fallback", "kernel_app_from_env")
-    redirect_from_env = optional("fallback", "redirect_url_from_env")
-    is_loopback = optional("fallback", "is_loopback_redirect")
-    if app_from_env is None or redirect_from_env is None or is_loopback is None:
-        return ModeChoice(
-            "token",
-            f"Using a personal access token: {why}, and the browser fallbacks are not installed.",
-        )
-    try:
-        app: App | None = app_from_env()
-    except ConfigurationError as exc:
-        return ModeChoice("token", f"Using a personal access token: {why}, and {exc}")
-    if app is None:
-        return ModeChoice(
-            "token",
-            f"Using a personal access token: {why}, and no Speckle app is configured for the "
-            "kernel (SPECKLE_APP_ID, SPECKLE_APP_SECRET).",
-        )
-    if server_url is not None and app.server_url != server_url:
-        return ModeChoice(
-            "token",
-            f"Using a personal access token: {why}, and the kernel's app (SPECKLE_APP_ID) "
-            f"belongs to {app.server_url}, not {server_url}.",
-        )
-    redirect: str | None = redirect_from_env(app.app_id)
-    if redirect and is_loopback(redirect):
-        return ModeChoice(
-            "loopback",
-            f"Signing in with the kernel's app: {why}. Its redirect URL {redirect} is on "
-            "this computer, so the kernel listens there for the sign-in.",
-            app=app,
-            redirect_url=redirect,
-            why=why,
-        )
-    return ModeChoice(
-        "paste",
-        f"Signing in with the kernel's app: {why}. After signing in, paste the address your "
-        "browser lands on.",
-        app=app,
-        redirect_url=redirect,
-        why=why,
-    )
 
 
 # ---------------------------------------------------------------------- one attempt
@@ -224,9 +125,10 @@ class SignInController:
         # be using it; it goes with them.)
         self._pickup = None
         if choice.mode == "extension":
-            pickup_client = optional("pickup", "PickupClient")
-            assert pickup_client is not None  # choose_mode found it
-            self._pickup = pickup_client(choice.jupyter_url)
+            from .pickup import PickupClient
+
+            assert choice.jupyter_url is not None  # choose_mode found it
+            self._pickup = PickupClient(choice.jupyter_url)
         return {
             "mode": choice.mode,
             "mode_reason": choice.reason,
@@ -268,9 +170,9 @@ class SignInController:
         flow: _Flow | None = None
         traits: dict[str, Any] = {"request_id": "", "pickup_hash": "", "start_path": ""}
         if self.mode == "extension":
-            request_cls = optional("pickup", "SignInRequest")
-            assert request_cls is not None
-            request = request_cls.new(server_url=self.server_url)
+            from .pickup import SignInRequest
+
+            request = SignInRequest.new(server_url=self.server_url)
             flow = _Flow(id=request.request_id, request=request)
             traits = {
                 "request_id": request.request_id,
@@ -278,10 +180,10 @@ class SignInController:
                 "start_path": request.start_path(),
             }
         elif self.mode in ("paste", "loopback"):
-            prepare = optional("fallback", "prepare_fallback_sign_in")
-            assert prepare is not None
+            from .fallback import prepare_fallback_sign_in
+
             assert self.choice.app is not None
-            challenge, url = prepare(self.choice.app, method=self._method)
+            challenge, url = prepare_fallback_sign_in(self.choice.app, method=self._method)
             self._method = challenge.method
             flow = _Flow(id=secrets.token_urlsafe(12), challenge=challenge, authorize_url=url)
             traits["request_id"] = flow.id
@@ -336,13 +238,13 @@ class SignInController:
             )
             return creds
         if self.mode == "loopback":
-            receiver_cls = optional("fallback", "LoopbackReceiver")
-            assert receiver_cls is not None
+            from .fallback import LoopbackReceiver
+
             assert self.choice.redirect_url is not None
             with self._lock:
                 if flow.done:
                     raise SignInCancelledError("The sign-in was cancelled.")
-                flow.receiver = receiver_cls(self.choice.redirect_url, timeout=self.timeout)
+                flow.receiver = LoopbackReceiver(self.choice.redirect_url, timeout=self.timeout)
             params = flow.receiver.wait()
             return self._complete(flow, params, source="loopback")
         raise ConfigurationError(f"The {self.mode} mode has nothing to wait for.")
@@ -350,18 +252,17 @@ class SignInController:
     def _complete(
         self, flow: _Flow, params: Any, *, source: Literal["paste", "loopback"]
     ) -> Credentials:
-        complete = optional("fallback", "complete_from_callback")
-        assert complete is not None
+        from .fallback import complete_from_callback
+
         assert self.choice.app is not None
         assert flow.challenge is not None
-        creds: Credentials = complete(
+        return complete_from_callback(
             self.choice.app,
             flow.challenge,
             params,
             source=source,
             redirect_url=self.choice.redirect_url,
         )
-        return creds
 
     def start_background(self) -> None:
         """Wait for the current flow on a daemon thread (extension and loopback modes)."""
@@ -710,14 +611,14 @@ class SignInController:
     def sources(self, current: Credentials | None) -> list[dict[str, str]]:
         """Other credentials this kernel could switch to: the labels go to the view, the
         tokens stay in ``_candidates``."""
+        from .local_accounts import env_credentials, local_accounts
+
         found: list[tuple[str, Credentials]] = []
-        for kind, module, name in (
-            ("env", "local_accounts", "env_credentials"),
-            ("local", "local_accounts", "local_accounts"),
-        ):
-            getter = optional(module, name)
-            if getter is None:
-                continue
+        getters: tuple[tuple[str, Callable[[], Credentials | list[Credentials] | None]], ...] = (
+            ("env", env_credentials),
+            ("local", local_accounts),
+        )
+        for kind, getter in getters:
             try:
                 value = getter()
             except SpeckleError as exc:
@@ -867,11 +768,10 @@ def sign_in(
 
 def _recall(session: Session, server_url: str | None) -> tuple[Credentials | None, str]:
     """Credentials remembered by an earlier kernel, checked with the server and stored."""
-    recall = optional("remember", "recall")
-    if recall is None:
-        return None, ""
+    from .remember import recall
+
     try:
-        creds: Credentials | None = recall(server_url)
+        creds = recall(server_url)
     except SpeckleError as exc:
         return None, f"Remembered credentials were not used: {exc}"
     if creds is None:
