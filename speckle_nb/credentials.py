@@ -86,11 +86,14 @@ class Credentials:
     obtained_at: float = field(default_factory=time.time)
     #: The app the token belongs to (sign-in); needed to refresh it.
     app_id: str | None = None
+    #: How a ``"remembered"`` token was first obtained (``None``: as ``source`` says).
+    origin: Source | None = None
 
     @property
     def obtained_by_us(self) -> bool:
-        """True when the package obtained the token (so ``sign_out()`` revokes it by default)."""
-        return self.source in OBTAINED_BY_US
+        """True when the package obtained the token (so ``sign_out()`` revokes it by default),
+        also when it was remembered from an earlier session's sign-in."""
+        return (self.origin or self.source) in OBTAINED_BY_US
 
     @property
     def masked_token(self) -> str:

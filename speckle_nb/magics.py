@@ -60,6 +60,13 @@ _SOURCE_WORDS: dict[str, str] = {
     "local": "an account of the Speckle desktop manager; kept at the server on sign-out",
 }
 
+
+def _source_words(creds: Credentials) -> str:
+    if creds.source == "remembered" and creds.obtained_by_us:
+        return "remembered from an earlier sign-in; revoked at the server on sign-out"
+    return _SOURCE_WORDS.get(creds.source, creds.source)
+
+
 #: Something in a magic's line that looks like a token (a PAT / app token is 42 hex).
 _TOKENISH = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{42}(?![0-9A-Za-z])")
 
@@ -80,7 +87,7 @@ def describe(creds: Credentials) -> str:
     scopes = ", ".join(creds.scopes) if creds.scopes else "not known (the server does not say)"
     return (
         f"Signed in to {creds.server_url} as {who}\n"
-        f"  source: {_SOURCE_WORDS.get(creds.source, creds.source)}\n"
+        f"  source: {_source_words(creds)}\n"
         f"  scopes: {scopes}\n"
         f"  token:  {creds.masked_token}"
     )

@@ -29,9 +29,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
-from .credentials import Credentials, User, normalize_server_url
+from .credentials import Credentials, Source, User, normalize_server_url
 from .errors import ConfigurationError
 
 __all__ = [
@@ -158,7 +158,7 @@ def _to_record(creds: Credentials) -> dict[str, Any]:
         "refresh_token": creds.refresh_token,
         "app_id": creds.app_id,
         # How the token was first obtained (the session may revoke differently by origin).
-        "origin": creds.source,
+        "origin": creds.origin or creds.source,
         "scopes": list(creds.scopes),
         # No avatar: it can be a large data URL, and Windows' vault caps an entry at 2.5 kB.
         "user": None
@@ -190,7 +190,13 @@ def _from_record(server_url: str, record: Mapping[str, Any]) -> Credentials | No
         source="remembered",
         obtained_at=_float(record.get("obtained_at")) or time.time(),
         app_id=app_id if isinstance(app_id, str) and app_id else None,
+        origin=_origin(record.get("origin")),
     )
+
+
+def _origin(value: Any) -> Source | None:
+    """The stored origin, when it is one we know (records from older versions have none)."""
+    return cast("Source", value) if value in get_args(Source) else None
 
 
 def _all_records(data_dir_arg: PathArg) -> dict[str, dict[str, Any]]:
