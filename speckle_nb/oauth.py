@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
+from ._graphql_core import parse_retry_after
 from .credentials import mask_secret, normalize_server_url
 from .errors import (
     ConfigurationError,
@@ -214,13 +215,6 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
-
-
 def raise_for_common(response: httpx.Response, server_url: str) -> None:
     """Statuses every Speckle route shares: 403 invalid token, 429, 5xx."""
     status = response.status_code
@@ -233,7 +227,7 @@ def raise_for_common(response: httpx.Response, server_url: str) -> None:
             server_message=body["error"],
         )
     if status == 429:
-        wait = _retry_after(response)
+        wait = parse_retry_after(response.headers.get("Retry-After"))
         raise RateLimitedError(
             f"{server_url} is rate limiting requests"
             + (f"; try again in {wait:g} s." if wait is not None else "; try again shortly."),

@@ -219,6 +219,16 @@ def test_rate_limited_carries_retry_after() -> None:
     assert REFRESH not in str(caught.value)
 
 
+@pytest.mark.parametrize(("header", "expected"), [("nan", None), ("-3", 0.0), ("soon", None)])
+def test_unusable_retry_after_is_never_a_wait(header: str, expected: float | None) -> None:
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(429, json={"error": {}}, headers={"Retry-After": header})
+    )
+    with _client(transport) as client, pytest.raises(errors.RateLimitedError) as caught:
+        client.refresh(APP, REFRESH)
+    assert caught.value.retry_after == expected
+
+
 def test_transport_failure_names_the_server_not_the_secret() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
