@@ -1,0 +1,199 @@
+"""``start``: the checks a browser's request to begin a sign-in passes, then a new flow.
+
+Each check raises ``Refusal``; from the configuration checks on, the refusal is also recorded
+as the result of a request nobody has started yet, so the waiting kernel hears it at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..credentials import normalize_server_url
+from ..errors import ConfigurationError, SpeckleError
+from ..oauth import App, Method, authorize_url, new_challenge
+from .core import BrowserRequest, Refusal, ServiceCore, not_configured_message
+from .flows import Flow, StartRefused
+from .redirect import named_server_problem
+
+__all__ = ["PROBE_TTL", "REQUEST_ID", "StartResult", "StartRoute"]
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_PICKUP_HASH = re.compile(r"[0-9a-f]{64}")
+#: How long a probe of ``/oauth/token`` is trusted.
+PROBE_TTL = 300.0
+
+
+@dataclass(frozen=True)
+class StartResult:
+    flow: Flow
+    authorize_url: str
+
+
+class StartRoute(ServiceCore):
+    """``GET start``: see ``docs/server-extension.md`` for the checks and their order."""
+
+    async def start(
+        self, params: Mapping[str, str], browser: BrowserRequest, cookie_flow_id: str | None
+    ) -> StartResult:
+        """Begin a flow for the kernel's request, or raise ``Refusal``."""
+        request_id, pickup = self.check_request(params)
+        self.check_same_site(browser)
+        try:
+            app = self.check_configured(request_id)
+            self.check_named_server(request_id)
+            server = self.check_server(params.get("server"), request_id)
+            method = await self.check_reachable(server, request_id)
+            self.check_secret(method, server, request_id)
+        except Refusal as refusal:
+            # The kernel hears about it at once instead of waiting for its timeout.
+            self.store.refuse(request_id, pickup, refusal.message)
+            raise
+        challenge = new_challenge(method)
+        try:
+            flow = self.store.start(
+                request_id=request_id,
+                pickup_hash=pickup,
+                server_url=server,
+                challenge=challenge,
+                browser_flow_id=cookie_flow_id,
+            )
+        except StartRefused as exc:
+            raise Refusal(
+                exc.reason,
+                "Sign-in not started",
+                exc.message,
+                status=409,
+                request_id=request_id,
+            ) from None
+        self.log.info(
+            "speckle-nb: flow %s started for %s (%s challenge)", flow.short_id, server, method
+        )
+        target = App(server, app.app_id)
+        return StartResult(flow, authorize_url(target, challenge))
+
+    def check_request(self, params: Mapping[str, str]) -> tuple[str, str]:
+        request_id = params.get("request", "")
+        pickup = params.get("pickup", "")
+        if not REQUEST_ID.fullmatch(request_id) or not _PICKUP_HASH.fullmatch(pickup):
+            raise Refusal(
+                "bad-request",
+                "This sign-in link is incomplete",
+                "The link lacks a valid request id or pickup hash, so it was not made by "
+                "speckle-nb. Start the sign-in from your notebook with `speckle_nb.sign_in()`.",
+                log="start with a malformed request id or pickup hash",
+            )
+        return request_id, pickup
+
+    def check_same_site(self, browser: BrowserRequest) -> None:
+        """Only a page of this Jupyter server (or the address bar) may start a sign-in.
+
+        Without this, another site could send a signed-in Jupyter user here with a pickup
+        hash of its own choosing and, once the user signs in, pick up their token.
+        """
+        site = (browser.sec_fetch_site or "").strip().lower()
+        refused = site in ("cross-site", "same-site")
+        if not site and browser.referer:
+            referer_host = _netloc(browser.referer)
+            refused = referer_host != "" and referer_host != _netloc(browser.origin)
+        if refused:
+            raise Refusal(
+                "cross-site",
+                "Sign-in not started",
+                "This sign-in link was opened from another site, so it was not started: only "
+                "your notebook may start a sign-in. Go back to your notebook and click "
+                "'Sign in to Speckle'.",
+                status=403,
+                log=f"start refused: opened from another site (Sec-Fetch-Site={site or '-'})",
+            )
+
+    def check_configured(self, request_id: str) -> App:
+        s = self.settings
+        try:
+            if not s.app_id:
+                raise ConfigurationError(not_configured_message())
+            return App(s.server_url, s.app_id, s.app_secret or None)
+        except ConfigurationError as exc:
+            raise Refusal(
+                "not-configured",
+                "Speckle sign-in is not set up on this server",
+                exc.message,
+                status=503,
+                log="start refused: app id or server URL not configured",
+                request_id=request_id,
+            ) from None
+
+    def check_named_server(self, request_id: str) -> None:
+        problem = named_server_problem(configured=self.settings.redirect_url, hub=self.settings.hub)
+        if problem:
+            raise Refusal(
+                "named-server",
+                "Sign-in is not available on this named server",
+                problem,
+                status=409,
+                log="start refused: named JupyterHub server without an explicit redirect_url",
+                request_id=request_id,
+            )
+
+    def check_server(self, server: str | None, request_id: str) -> str:
+        if not server:
+            return self.default_server()
+        try:
+            normal = normalize_server_url(server)
+        except ValueError:
+            normal = ""
+        if normal not in self.allowed_servers:
+            allowed = ", ".join(self.allowed_servers)
+            raise Refusal(
+                "server-not-allowed",
+                "This Speckle server is not allowed here",
+                f"This Jupyter server signs in only to {allowed}. Use one of those, or ask the "
+                "administrator to add the server to c.SpeckleNB.allowed_servers "
+                "(with an app registered on it).",
+                status=400,
+                log="start refused: server not in allowed_servers",
+                request_id=request_id,
+            )
+        return normal
+
+    async def check_reachable(self, server: str, request_id: str) -> Method:
+        """S256 when the server has ``/oauth/token``, else plain. Cached per server."""
+        cached = self.method_hint(server)
+        if cached is not None:
+            return cached
+        try:
+            s256 = await self.auth.supports_s256(server)
+        except SpeckleError as exc:
+            raise Refusal(
+                "unreachable",
+                "The Speckle server cannot be reached",
+                f"{exc.message} (The Jupyter server must reach Speckle to finish the sign-in.)",
+                status=502,
+                log=f"probe of {server} failed: {type(exc).__name__}",
+                request_id=request_id,
+            ) from None
+        method: Method = "S256" if s256 else "plain"
+        self._probes[server] = (method, self._clock() + PROBE_TTL)
+        return method
+
+    def check_secret(self, method: Method, server: str, request_id: str) -> None:
+        if method == "plain" and not self.settings.app_secret:
+            raise Refusal(
+                "not-configured",
+                "Speckle sign-in is not set up on this server",
+                f"{server} exchanges sign-in codes only with the app secret, which is not set. "
+                "Ask the administrator to set SPECKLE_APP_SECRET (or c.SpeckleNB.app_secret).",
+                status=503,
+                log="start refused: app secret not configured",
+                request_id=request_id,
+            )
+
+
+def _netloc(url: str) -> str:
+    """``host[:port]`` of ``url``, lowercased; ``"?"`` for something that is not a URL."""
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:  # e.g. "http://[::1" from a hostile header
+        return "?"
