@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
+import os
 import secrets
 import threading
 import time
@@ -30,12 +31,19 @@ from . import errors
 from .credentials import Credentials, User, normalize_server_url
 from .oauth import TokenPair
 
-__all__ = ["PickupClient", "SignInRequest"]
+__all__ = ["KERNEL_KEY_ENV", "KERNEL_KEY_HEADER", "PickupClient", "SignInRequest"]
 
 #: What a long poll asks the server to hold (the server caps it at ``c.SpeckleNB.pickup_hold``).
 DEFAULT_HOLD = 30.0
 #: Names the server process that answered (``SignInService.instance_id``).
 INSTANCE_HEADER = "X-Speckle-NB-Instance"
+#: The extension's per-server key, which it puts in its own environment at start so that the
+#: kernels it starts inherit it; ``pickup`` and ``refresh`` answer only requests carrying it
+#: in ``KERNEL_KEY_HEADER`` (see ``docs/security.md``). Never logged, never in widget state.
+KERNEL_KEY_ENV = "SPECKLE_NB_KERNEL_KEY"
+KERNEL_KEY_HEADER = "X-Speckle-NB-Kernel-Key"
+#: The reason word of the server's 403 for a request without the kernel key.
+NOT_A_KERNEL = "not-this-servers-kernel"
 #: Pauses between tries while the Jupyter server cannot be reached (it may be restarting).
 RETRY_PAUSES = (0.5, 1.0, 2.0)
 RESTARTED_MESSAGE = (
@@ -90,7 +98,11 @@ class PickupClient:
         transport: httpx.BaseTransport | None = None,
         timeout_margin: float = 5.0,
         hold: float = DEFAULT_HOLD,
+        kernel_key: str | None = None,
     ) -> None:
+        """``kernel_key``: what proves this kernel was started by that server (default: the
+        ``SPECKLE_NB_KERNEL_KEY`` this process inherited from it)."""
+        key = os.environ.get(KERNEL_KEY_ENV, "") if kernel_key is None else kernel_key
         self.jupyter_url = jupyter_url if jupyter_url.endswith("/") else jupyter_url + "/"
         self.timeout_margin = timeout_margin
         self.hold = hold
@@ -108,6 +120,7 @@ class PickupClient:
             # a loopback https server for a certificate nobody could have issued.
             trust_env=False,
             verify=_verify(self.jupyter_url),
+            headers={KERNEL_KEY_HEADER: key} if key else None,
         )
 
     def __repr__(self) -> str:
@@ -120,6 +133,9 @@ class PickupClient:
 
         Raises the ``SignInError`` for the reason the server reports (denied, expired,
         superseded, cancelled, failed), exactly once: the server then forgets the result.
+        A failure that only an administrator can fix (a wrong app secret, a redirect URL
+        that does not match the app's) and a refusal of this kernel (it lacks the server's
+        kernel key) raise ``ConfigurationError``: trying again would fail the same way.
         """
         hold = max(0.0, hold)
         reply = self._post(
@@ -223,7 +239,7 @@ class PickupClient:
         reason = body.get("reason")
         if reason == "unreachable":
             raise errors.TransportError(message, server_url=server_url)
-        if reason in ("not-configured", "server-not-allowed"):
+        if reason in ("not-configured", "server-not-allowed", "misconfigured", NOT_A_KERNEL):
             raise errors.ConfigurationError(message, server_url=server_url)
         raise errors.TokenExchangeError(
             message,
@@ -242,9 +258,16 @@ class PickupClient:
         if reply.status_code != 200 or "x-speckle-nb" not in reply.headers:
             return False
         try:
-            return bool(reply.json().get("status") == "ready")
+            body = reply.json()
         except ValueError:
             return False
+        # "kernel": false means the server does not take this kernel for one of its own (it
+        # lacks the server's kernel key), so its pickup would be refused: sign in otherwise.
+        return (
+            isinstance(body, dict)
+            and body.get("status") == "ready"
+            and body.get("kernel") is not False
+        )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -282,11 +305,16 @@ class PickupClient:
         return body
 
     @staticmethod
-    def _error(body: dict[str, Any], server_url: str | None) -> errors.SignInError:
+    def _error(
+        body: dict[str, Any], server_url: str | None
+    ) -> errors.SignInError | errors.ConfigurationError:
         reason = str(body.get("reason") or "failed")
         message = str(
             body.get("message") or "The sign-in failed. Run `speckle_nb.sign_in()` again."
         )
+        if reason in ("misconfigured", NOT_A_KERNEL):
+            # Trying again fails the same way until a setting changes: the message says which.
+            return errors.ConfigurationError(message, server_url=server_url)
         return errors.sign_in_error(reason, message, server_url=server_url)
 
     @staticmethod

@@ -29,6 +29,20 @@ class PlayerError(AssertionError):
     """The page is not what the scripted person expected (says which page it was)."""
 
 
+def fetch_site(initiator: str | None, url: str) -> str:
+    """``Sec-Fetch-Site`` for a navigation to ``url`` started by ``initiator`` (None: the
+    address bar). Sites compared as scheme + host (enough for loopback hosts and names
+    without a public suffix)."""
+    if initiator is None:
+        return "none"
+    if origin_of(initiator) == origin_of(url):
+        return "same-origin"
+    a, b = urlsplit(initiator), urlsplit(url)
+    if a.scheme == b.scheme and (a.hostname or "").lower() == (b.hostname or "").lower():
+        return "same-site"
+    return "cross-site"
+
+
 def origin_of(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
@@ -163,8 +177,12 @@ class BrowserPlayer:
         stop_at_prefix: str | None = None,
         stop_when: StopRule | None = None,
         max_steps: int = 20,
+        initiated_by: str | None = None,
     ) -> Page | None:
         """Navigate like the address bar (or a form post) and follow redirects hop by hop.
+
+        ``initiated_by``: the page whose link or form started the navigation (None: the
+        address bar); it decides the ``Sec-Fetch-Site`` header, as in a browser.
 
         Returns the page the browser settles on, or None when it stopped before fetching
         a URL starting with ``stop_at_prefix`` (or one ``stop_when`` accepts); then
@@ -172,14 +190,18 @@ class BrowserPlayer:
         """
         stop = stop_when or _prefix_rule(stop_at_prefix)
         self.stopped_at = None
+        initiator = initiated_by
         for _ in range(max_steps):
             self.history.append(url)
             if stop is not None and stop(url):
                 self.stopped_at = url
                 return None
-            response = self._client.request(
-                method, url, data=data, headers=self._headers.get(origin_of(url), {})
-            )
+            # Browsers say where every navigation comes from (servers refuse cross-site
+            # requests by it): "none" for the address bar, else the initiator's relation.
+            headers = {"Sec-Fetch-Site": fetch_site(initiator, url)}
+            headers.update(self._headers.get(origin_of(url), {}))
+            response = self._client.request(method, url, data=data, headers=headers)
+            initiator = url
             next_url = self._next_hop(url, response)
             if next_url is None:
                 self.page = Page.read(url, response)
@@ -232,9 +254,11 @@ class BrowserPlayer:
         target = urljoin(page.url, form.action or page.url)
         stop = stop_when or _prefix_rule(stop_at_prefix)
         if form.method == "post":
-            return self.open(target, method="POST", data=fields, stop_when=stop)
+            return self.open(
+                target, method="POST", data=fields, stop_when=stop, initiated_by=page.url
+            )
         query = httpx.QueryParams(fields)
-        return self.open(f"{target.split('?')[0]}?{query}", stop_when=stop)
+        return self.open(f"{target.split('?')[0]}?{query}", stop_when=stop, initiated_by=page.url)
 
     def log_in(
         self,

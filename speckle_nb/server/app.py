@@ -16,6 +16,7 @@ from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Float, Instance, Int, List, Unicode, default, validate
 
+from ..pickup import KERNEL_KEY_ENV
 from .flows import MAX_FLOW_LIFETIME
 from .handlers import ROUTES, SERVICE_SETTING
 from .redirect import hub_env, named_server_problem, startup_hint
@@ -187,6 +188,9 @@ class SpeckleNB(ExtensionApp):
         # secret. (Not a boundary against the user's own code: see docs/security.md.)
         os.environ.pop("SPECKLE_APP_SECRET", None)
         self.service = SignInService(settings, log=log, transport=self.http_transport)
+        # Every kernel this server starts inherits the key, and only those: it is what
+        # pickup and refresh ask for (see docs/security.md). Set before any kernel starts.
+        os.environ[KERNEL_KEY_ENV] = self.service.kernel_key
         self.settings[SERVICE_SETTING] = self.service
         # Keeps a token printed by mistake out of saved notebooks; chains with other hooks.
         register_save_guard(self.serverapp.contents_manager)
@@ -250,7 +254,9 @@ class SpeckleNB(ExtensionApp):
             self._purger.stop()
             self._purger = None
         if self.service is not None:
-            await self.service.close()  # awaits pending revocations, closes the transport
+            if os.environ.get(KERNEL_KEY_ENV) == self.service.kernel_key:
+                del os.environ[KERNEL_KEY_ENV]
+            await self.service.close()  # last try at pending revocations, closes the transport
 
 
 def loopback_url(serverapp: Any) -> str | None:

@@ -177,6 +177,8 @@ class FlowStore:
         self._flows: dict[str, Flow] = {}
         self._entries: dict[str, _Entry] = {}
         self._changed: asyncio.Event | None = None
+        #: How many pickups are held open right now (observable by tests and diagnostics).
+        self.held_pickups = 0
 
     # ------------------------------------------------------------------ inspection
 
@@ -331,8 +333,12 @@ class FlowStore:
             if wait <= 0:
                 return None
             event = self._event()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(event.wait(), wait)
+            self.held_pickups += 1
+            try:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(event.wait(), wait)
+            finally:
+                self.held_pickups -= 1
 
     def cancel(self, request_id: str, secret: str) -> bool:
         """End the request's flow ``cancelled``; its pickup then answers "cancelled" (once).

@@ -3,8 +3,8 @@
 Everything here is under ``{base_url}speckle-nb/`` (``ExtensionApp`` joins the base URL).
 ``start``, ``callback`` and ``status`` need a Jupyter login; ``pickup`` and ``refresh`` are
 called by kernels, which hold no Jupyter credentials under JupyterHub, so they are
-``@allow_unauthenticated`` and protected by the kernel's pickup secret (or by the refresh
-token the caller must already hold) instead.
+``@allow_unauthenticated`` and answer only requests carrying this server's kernel key (which
+only the kernels it started inherit); a pickup also proves its pickup secret.
 
 No log line written here holds a query string: the callback's carries ``access_code``. The
 server's access log (jupyter_server's ``log_request``) masks any parameter whose name contains
@@ -24,6 +24,7 @@ from tornado import web
 
 from .. import __version__
 from ..oauth import parse_callback_url
+from ..pickup import KERNEL_KEY_HEADER
 from .pages import Page, continue_page
 from .redirect import request_origin
 from .service import BrowserRequest, Refusal, SignInService
@@ -200,15 +201,21 @@ class StatusHandler(_JSONHandler):
 
 
 class _KernelHandler(_JSONHandler):
-    """Called by kernels without Jupyter credentials; a secret in the body protects it."""
+    """Called by kernels without Jupyter credentials: each request carries the server's kernel
+    key (only kernels this server started inherit it), checked by ``KernelRoutes``."""
 
     _track_activity = False  # a kernel's long poll is not user activity (idle culling)
     _task: asyncio.Task[tuple[int, dict[str, Any]]] | None = None
 
     def check_xsrf_cookie(self) -> None:
-        # No cookie is involved: the caller proves itself with a secret in the JSON body,
-        # which a cross-site form cannot know.
+        # No cookie is involved: the caller proves itself with the kernel key in a header
+        # (and the pickup secret in the body), which a cross-site form can neither know nor
+        # send.
         return
+
+    def kernel_key(self) -> str | None:
+        value: str | None = self.request.headers.get(KERNEL_KEY_HEADER)
+        return value
 
     def on_connection_close(self) -> None:
         # The kernel gave up (timeout, interrupt): stop waiting so no result is consumed
@@ -230,7 +237,7 @@ class PickupHandler(_KernelHandler):
 
     @allow_unauthenticated
     async def post(self) -> None:
-        await self.run(self.service.pickup(self.json_body()))
+        await self.run(self.service.pickup(self.json_body(), self.kernel_key()))
 
 
 class RefreshHandler(_KernelHandler):
@@ -238,7 +245,7 @@ class RefreshHandler(_KernelHandler):
 
     @allow_unauthenticated
     async def post(self) -> None:
-        await self.run(self.service.refresh(self.json_body()))
+        await self.run(self.service.refresh(self.json_body(), self.kernel_key()))
 
 
 ROUTES: list[tuple[str, type[web.RequestHandler]]] = [

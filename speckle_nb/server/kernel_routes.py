@@ -4,18 +4,21 @@ Kernels hold no Jupyter credentials under JupyterHub, so these routes cannot ask
 Each request proves instead that it comes from a kernel this Jupyter server started: it
 carries the server's kernel key (``ServiceCore.kernel_key``), which the extension puts in its
 own environment at start and which only its kernels inherit. A request without it is refused
-before anything else happens — before a body is read, a result is looked up, or Speckle is
-called. ``{"action": "ping"}`` alone needs no key: it reveals nothing but the version.
+(403) before anything else happens: no result is looked up, no flow changes, Speckle is not
+called. ``{"action": "ping"}`` alone needs no key: it reveals the version and whether the
+caller counts as one of this server's kernels, nothing more.
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from .. import __version__
 from ..credentials import normalize_server_url
 from ..errors import ConfigurationError, SpeckleError, TokenExchangeError, TransportError
 from ..oauth import App
+from ..pickup import KERNEL_KEY_ENV, NOT_A_KERNEL
 from .core import ServiceCore, not_configured_message
 from .flows import Outcome, PickupForbidden
 from .start_route import REQUEST_ID
@@ -28,12 +31,48 @@ _MAX_SECRET_CHARS = 256
 class KernelRoutes(ServiceCore):
     """``POST pickup`` and ``POST refresh``, for this server's kernels only."""
 
-    async def pickup(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """The kernel's long poll (``action: wait``) or its cancel. Returns (status, JSON)."""
+    def is_kernel(self, kernel_key: str | None) -> bool:
+        """Whether a request carries this server's kernel key (compared in constant time)."""
+        if not kernel_key:
+            return False
+        try:
+            return hmac.compare_digest(kernel_key.encode("utf-8"), self.kernel_key.encode())
+        except UnicodeEncodeError:  # a header tornado decoded as latin-1 can hold anything
+            return False
+
+    def refuse_non_kernel(self, route: str, kernel_key: str | None) -> tuple[int, dict[str, Any]]:
+        """The 403 for a request that does not prove it comes from one of our kernels."""
+        self.log.warning(
+            "speckle-nb: %s refused: %s (not a kernel of this server)",
+            route,
+            "wrong kernel key" if kernel_key else "no kernel key",
+        )
+        return 403, {
+            "status": "error",
+            "reason": NOT_A_KERNEL,
+            "message": "This Jupyter server answers sign-in requests only from kernels it "
+            "started itself (they inherit its kernel key, "
+            f"{KERNEL_KEY_ENV}), and this request did not come from one. Run "
+            "`speckle_nb.sign_in()` in a notebook opened on this Jupyter server; a kernel "
+            "started elsewhere (another Jupyter server, VS Code) signs in without it.",
+        }
+
+    async def pickup(self, body: Any, kernel_key: str | None) -> tuple[int, dict[str, Any]]:
+        """The kernel's long poll (``action: wait``) or its cancel. Returns (status, JSON).
+
+        ``kernel_key`` is what the request carried in ``X-Speckle-NB-Kernel-Key``: without
+        this server's key, nothing but a ping is answered."""
         if isinstance(body, dict) and body.get("action") == "ping":
             # the kernel asks whether the extension is here (answered quietly: a 4xx would be
-            # a WARNING line in the server log for every sign_in())
-            return 200, {"status": "ready", "version": __version__}
+            # a WARNING line in the server log for every sign_in()), and whether it counts as
+            # one of this server's kernels (else it must sign in another way)
+            return 200, {
+                "status": "ready",
+                "version": __version__,
+                "kernel": self.is_kernel(kernel_key),
+            }
+        if not self.is_kernel(kernel_key):
+            return self.refuse_non_kernel("pickup", kernel_key)
         parsed = _parse_pickup(body, self.settings.pickup_hold)
         if isinstance(parsed, str):
             return 400, {"status": "error", "reason": "bad-request", "message": parsed}
@@ -60,8 +99,11 @@ class KernelRoutes(ServiceCore):
 
     # ------------------------------------------------------------------ refresh
 
-    async def refresh(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """A new token pair for a refresh token, using the app secret held here."""
+    async def refresh(self, body: Any, kernel_key: str | None) -> tuple[int, dict[str, Any]]:
+        """A new token pair for a refresh token, using the app secret held here — for this
+        server's kernels only: the secret exists so that a refresh token alone is worthless."""
+        if not self.is_kernel(kernel_key):
+            return self.refuse_non_kernel("refresh", kernel_key)
         if not isinstance(body, dict) or not all(
             isinstance(body.get(k), str) and body.get(k) for k in ("server_url", "refresh_token")
         ):

@@ -91,23 +91,45 @@ class StartRoute(ServiceCore):
         """Only a page of this Jupyter server (or the address bar) may start a sign-in.
 
         Without this, another site could send a signed-in Jupyter user here with a pickup
-        hash of its own choosing and, once the user signs in, pick up their token.
+        hash of its own choosing and, once the user signs in, pick up their token. The
+        browser must say where the request comes from: ``Sec-Fetch-Site`` (every current
+        browser sends it with every navigation, and a page cannot suppress it), or, from an
+        older browser, a ``Referer`` on this origin. A request that proves neither is
+        refused: a foreign page can drop its ``Referer`` (``rel="noreferrer"``), so its
+        absence proves nothing.
         """
         site = (browser.sec_fetch_site or "").strip().lower()
-        refused = site in ("cross-site", "same-site")
-        if not site and browser.referer:
-            referer_host = _netloc(browser.referer)
-            refused = referer_host != "" and referer_host != _netloc(browser.origin)
-        if refused:
+        if site in ("same-origin", "none"):
+            return
+        if site in ("cross-site", "same-site"):
+            self._refuse_cross_site(f"Sec-Fetch-Site={site}")
+        referer = _netloc(browser.referer) if browser.referer else ""
+        if referer in ("", "?"):
             raise Refusal(
-                "cross-site",
+                "unproven-origin",
                 "Sign-in not started",
-                "This sign-in link was opened from another site, so it was not started: only "
-                "your notebook may start a sign-in. Go back to your notebook and click "
-                "'Sign in to Speckle'.",
+                "Your browser did not say where this sign-in link was opened from (it sent "
+                "neither Sec-Fetch-Site nor Referer), so it was not started: only your notebook "
+                "may start a sign-in. Click 'Sign in to Speckle' in the notebook, in a current "
+                "browser; if you did, a browser extension or setting strips these headers for "
+                "this site: allow them here.",
                 status=403,
-                log=f"start refused: opened from another site (Sec-Fetch-Site={site or '-'})",
+                log="start refused: neither Sec-Fetch-Site nor a usable Referer",
             )
+        if referer != _netloc(browser.origin):
+            self._refuse_cross_site("a foreign Referer")
+
+    @staticmethod
+    def _refuse_cross_site(why: str) -> None:
+        raise Refusal(
+            "cross-site",
+            "Sign-in not started",
+            "This sign-in link was opened from another site, so it was not started: only "
+            "your notebook may start a sign-in. Go back to your notebook and click "
+            "'Sign in to Speckle'.",
+            status=403,
+            log=f"start refused: opened from another site ({why})",
+        )
 
     def check_configured(self, request_id: str) -> App:
         s = self.settings

@@ -9,11 +9,15 @@ wire rules the extension depends on (plain vs S256 challenge, single-use codes, 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import json
+import logging
+import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ import httpx
 from tornado.httpclient import HTTPResponse
 
 from speckle_nb.oauth import s256
+from speckle_nb.pickup import KERNEL_KEY_ENV, KERNEL_KEY_HEADER
 from speckle_nb.server.flows import pickup_hash
 
 APP_ID = "a1b2c3d4e5"
@@ -189,11 +194,14 @@ class Browser:
 
     fetch: Fetch
     cookies: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
+    #: A browser sends ``Sec-Fetch-Site`` with every navigation; the panel's button opens
+    #: ``start`` from the notebook's own page: same-origin.
+    headers: dict[str, str] = field(default_factory=lambda: {"Sec-Fetch-Site": "same-origin"})
 
     async def get(self, path: str, params: dict[str, str] | None = None, **kw: Any) -> HTTPResponse:
-        headers = dict(self.headers)
-        headers.update(kw.pop("headers", {}))
+        """``headers=`` adds to (or, with None values, removes from) the browser's own."""
+        merged: dict[str, str | None] = {**self.headers, **kw.pop("headers", {})}
+        headers = {k: v for k, v in merged.items() if v is not None}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         response = await self.fetch(
@@ -212,7 +220,7 @@ class Browser:
         return response
 
     async def start(
-        self, kernel: Kernel, *, headers: dict[str, str] | None = None, **extra: str
+        self, kernel: Kernel, *, headers: dict[str, str | None] | None = None, **extra: str
     ) -> HTTPResponse:
         return await self.get(
             "speckle-nb/start", kernel.start_params(**extra), headers=headers or {}
@@ -239,6 +247,13 @@ def challenge_of(response: HTTPResponse) -> str:
     return match.group(2)
 
 
+def kernel_headers(kernel_key: str | None = None) -> dict[str, str]:
+    """What a kernel of the server under test sends: no Jupyter login, the server's kernel key
+    (which the extension put in this process's environment, as kernels inherit it)."""
+    key = os.environ[KERNEL_KEY_ENV] if kernel_key is None else kernel_key
+    return {"Authorization": "", KERNEL_KEY_HEADER: key}
+
+
 async def pickup(
     fetch: Fetch,
     kernel: Kernel,
@@ -247,7 +262,7 @@ async def pickup(
     action: str = "wait",
     secret: str | None = None,
 ) -> tuple[int, dict[str, Any], HTTPResponse]:
-    """The kernel's POST pickup, sent *without* Jupyter credentials."""
+    """The kernel's POST pickup, sent *without* Jupyter credentials, with the kernel key."""
     body = {
         "request": kernel.request_id,
         "secret": kernel.secret if secret is None else secret,
@@ -259,7 +274,7 @@ async def pickup(
         "pickup",
         method="POST",
         body=json.dumps(body),
-        headers={"Authorization": ""},
+        headers=kernel_headers(),
         raise_error=False,
     )
     return response.code, json.loads(response.body), response
@@ -271,6 +286,54 @@ async def sign_in(browser: Browser, speckle: FakeSpeckle, kernel: Kernel) -> HTT
     assert started.code == 200, started.body
     code = speckle.mint_code(challenge_of(started))
     return await browser.callback({"access_code": code})
+
+
+class DevRequests(logging.Handler):
+    """Counts, at the dev server, every request it answered (``"POST /auth/token"``): read
+    from its access log, which it writes once per request after answering.
+
+        with DevRequests() as seen:
+            ...
+            seen.wait_for("POST /auth/token")
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seen: list[str] = []
+        self._changed = threading.Condition()
+        self._logger = logging.getLogger("speckle_nb.devserver")
+        self._level = self._logger.level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        parts = record.getMessage().split()  # "<status> <METHOD> <path> <ms>ms"
+        if len(parts) >= 3 and parts[0].isdigit():
+            with self._changed:
+                self.seen.append(f"{parts[1]} {parts[2]}")
+                self._changed.notify_all()
+
+    def wait_for(self, entry: str, timeout: float = 10.0) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: entry in self.seen, timeout):
+                raise AssertionError(f"the dev server never answered {entry}: {self.seen}")
+
+    def __enter__(self) -> DevRequests:
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Wait (bounded) until ``condition()`` holds: an observable state, not a guessed delay."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting until {what}")
+        await asyncio.sleep(0.005)
 
 
 def sha(text: str) -> str:

@@ -9,7 +9,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+from serverkit import DevRequests
 
 from speckle_nb import errors
 from speckle_nb.devserver import BrowserPlayer, DevServer
@@ -164,3 +166,50 @@ async def test_refresh_through_the_extension(
         with pytest.raises(errors.TokenExchangeError) as refused:
             await asyncio.to_thread(pickup.refresh, credentials.server_url, "0" * 42)
     assert refused.value.server_message == "Invalid request"
+
+
+async def test_refresh_without_the_kernel_key_never_reaches_speckle(
+    jp_serverapp: Any, devserver: DevServer, player: BrowserPlayer, jupyter_url: str
+) -> None:
+    """Issue 14: a client with no Jupyter login and no kernel key posts a valid refresh token
+    of the app (and a valid pickup secret): refused, and the dev server sees no request."""
+    request = SignInRequest.new()
+    with kernel_pickup_client(jp_serverapp) as kernel:
+        await asyncio.to_thread(browse_sign_in, player, jupyter_url, request)
+        credentials = await asyncio.to_thread(kernel.wait, request, timeout=10)
+    assert credentials.refresh_token is not None
+    pending = SignInRequest.new()
+    await asyncio.to_thread(browse_sign_in, player, jupyter_url, pending)  # a result waits
+
+    with DevRequests() as speckle, httpx.Client(base_url=jupyter_url) as stranger:
+        refused = await asyncio.to_thread(
+            stranger.post,
+            "speckle-nb/refresh",
+            json={"server_url": devserver.url, "refresh_token": credentials.refresh_token},
+        )
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["reason"] == "not-this-servers-kernel"
+        for action in ("wait", "cancel"):
+            taken = await asyncio.to_thread(
+                stranger.post,
+                "speckle-nb/pickup",
+                json={
+                    "request": pending.request_id,
+                    "secret": pending.pickup_secret,
+                    "hold": 0,
+                    "action": action,
+                },
+            )
+            assert taken.status_code == 403, taken.text
+            assert "credentials" not in taken.json()
+        assert speckle.seen == []  # nothing reached the dev server
+        # the refresh token was good: the kernel of this server gets a new pair with it
+        with kernel_pickup_client(jp_serverapp) as kernel:
+            pair = await asyncio.to_thread(
+                kernel.refresh, credentials.server_url, credentials.refresh_token
+            )
+            assert devserver.state.validate_token(pair.token) is not None
+            speckle.wait_for("POST /auth/token")
+            # ... and its pending result is still there for it
+            picked = await asyncio.to_thread(kernel.wait, pending, timeout=10)
+        assert picked.user is not None

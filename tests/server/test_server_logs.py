@@ -32,7 +32,7 @@ from speckle_nb.devserver import BrowserPlayer, DevServer
 from speckle_nb.devserver.player import origin_of
 from speckle_nb.devserver.state import DEMO_EMAIL, DEMO_PASSWORD
 from speckle_nb.devserver.state import App as DevApp
-from speckle_nb.pickup import SignInRequest
+from speckle_nb.pickup import PickupClient, SignInRequest
 
 __all__ = [  # fixtures re-used from test_server_devserver
     "app",
@@ -111,6 +111,7 @@ async def test_no_secret_reaches_the_server_log(
     found = Secrets()
     found.add("app secret", app.secret)
     service = serving.web_app.settings["speckle_nb_service"]
+    found.add("kernel key", service.kernel_key)
     token = serving.identity_provider.token
 
     def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -216,7 +217,21 @@ async def test_no_secret_reaches_the_server_log(
         with pytest.raises(errors.SignInError, match="wrong pickup secret"):
             await run(pickup.poll, thief, hold=0)
 
-        # 8. a start from another site, and for a server that is not allowed
+        # 8. pickup and refresh from something that is not a kernel of this server
+        with (
+            PickupClient(jupyter_url, kernel_key="") as stranger,
+            pytest.raises(errors.ConfigurationError),
+        ):
+            await run(stranger.refresh, credentials.server_url, credentials.refresh_token)
+        wrong = secrets.token_urlsafe(32)
+        found.add("wrong kernel key", wrong)
+        with (
+            PickupClient(jupyter_url, kernel_key=wrong) as stranger,
+            pytest.raises(errors.ConfigurationError),
+        ):
+            await run(stranger.poll, new_request(), hold=0)
+
+        # 9. a start from another site, and for a server that is not allowed
         with httpx.Client(headers={**auth, "Sec-Fetch-Site": "cross-site"}) as other:
             assert (
                 await run(other.get, jupyter_url + new_request().start_path())
@@ -232,6 +247,8 @@ async def test_no_secret_reaches_the_server_log(
     # the capture did see the scenario (our lines, and the access log's masked callback)
     assert "speckle-nb: flow" in text
     assert "callback refused" in text
+    assert "refresh refused: no kernel key" in text
+    assert "pickup refused: wrong kernel key" in text
     assert "speckle-nb/callback?access_code=[secret]" in text
     assert len(found.values) > 20
     leaked = {

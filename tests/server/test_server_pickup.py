@@ -16,8 +16,10 @@ from serverkit import (
     FakeSpeckle,
     Kernel,
     challenge_of,
+    kernel_headers,
     pickup,
     sign_in,
+    wait_until,
 )
 
 
@@ -65,12 +67,17 @@ async def test_unknown_request_is_pending_after_the_hold(browser: Browser) -> No
     assert (status, body) == (200, {"status": "pending"})
 
 
+async def held(service: Any) -> None:
+    """Until the pickup sent just before is held open by the server (the kernel waits)."""
+    await wait_until(lambda: service.store.held_pickups >= 1, "the pickup is held")
+
+
 async def test_long_poll_returns_as_soon_as_the_callback_stores_the_result(
-    browser: Browser, speckle: FakeSpeckle
+    browser: Browser, speckle: FakeSpeckle, service: Any
 ) -> None:
     kernel = Kernel()
     waiting = asyncio.ensure_future(pickup(browser.fetch, kernel, hold=20))
-    await asyncio.sleep(0.1)  # the kernel is waiting before the user even clicked
+    await held(service)  # the kernel is waiting before the user even clicked
     began = time.monotonic()
     assert (await sign_in(browser, speckle, kernel)).code == 200
     _status, body, _ = await asyncio.wait_for(waiting, 5)
@@ -78,22 +85,24 @@ async def test_long_poll_returns_as_soon_as_the_callback_stores_the_result(
     assert body["status"] == "ok"
 
 
-async def test_refused_callback_reaches_the_waiting_pickup_at_once(browser: Browser) -> None:
+async def test_refused_callback_reaches_the_waiting_pickup_at_once(
+    browser: Browser, service: Any
+) -> None:
     kernel = Kernel()
     await browser.start(kernel)
     waiting = asyncio.ensure_future(pickup(browser.fetch, kernel, hold=20))
-    await asyncio.sleep(0.1)
+    await held(service)
     await browser.callback({"denied": "true"})
     _status, body, _ = await asyncio.wait_for(waiting, 5)
     assert body["status"] == "error"
     assert body["reason"] == "denied"
 
 
-async def test_superseded_flow_reaches_the_waiting_pickup(browser: Browser) -> None:
+async def test_superseded_flow_reaches_the_waiting_pickup(browser: Browser, service: Any) -> None:
     first, second = Kernel(), Kernel()
     await browser.start(first)
     waiting = asyncio.ensure_future(pickup(browser.fetch, first, hold=20))
-    await asyncio.sleep(0.1)
+    await held(service)
     await browser.start(second)
     _, body, _ = await asyncio.wait_for(waiting, 5)
     assert body["reason"] == "superseded"
@@ -105,7 +114,7 @@ async def test_expiry_reaches_the_waiting_pickup(
     kernel = Kernel()
     await browser.start(kernel)
     waiting = asyncio.ensure_future(pickup(browser.fetch, kernel, hold=20))
-    await asyncio.sleep(0.1)
+    await held(service)
     clock.advance(600)
     service.store.purge()  # any request does this; in real time the waiter wakes by itself
     _, body, _ = await asyncio.wait_for(waiting, 5)
@@ -128,11 +137,11 @@ async def test_cancel_ends_the_flow(browser: Browser, speckle: FakeSpeckle, serv
     assert service.store.counts()["entries"] == 0
 
 
-async def test_cancel_wakes_a_held_poll(browser: Browser) -> None:
+async def test_cancel_wakes_a_held_poll(browser: Browser, service: Any) -> None:
     kernel = Kernel()
     await browser.start(kernel)
     waiting = asyncio.ensure_future(pickup(browser.fetch, kernel, hold=20))
-    await asyncio.sleep(0.1)
+    await held(service)
     await pickup(browser.fetch, kernel, action="cancel")
     _, body, _ = await asyncio.wait_for(waiting, 5)
     assert body["reason"] == "cancelled"
@@ -170,7 +179,7 @@ async def test_malformed_bodies_answer_400_json(jp_fetch: Any, body: bytes) -> N
         "pickup",
         method="POST",
         body=body,
-        headers={"Authorization": ""},
+        headers=kernel_headers(),
         raise_error=False,
         allow_nonstandard_methods=True,
     )
@@ -210,7 +219,7 @@ async def refresh(fetch: Any, body: dict[str, Any]) -> tuple[int, dict[str, Any]
         "refresh",
         method="POST",
         body=json.dumps(body),
-        headers={"Authorization": ""},
+        headers=kernel_headers(),
         raise_error=False,
     )
     assert reply.headers["Cache-Control"] == "no-store"
@@ -270,9 +279,9 @@ async def test_ping_answers_quietly_without_a_login(
         "pickup",
         method="POST",
         body=json.dumps({"action": "ping"}),
-        headers={"Authorization": ""},
+        headers=kernel_headers(),
     )
     assert reply.code == 200
-    assert json.loads(reply.body) == {"status": "ready", "version": "0.1.0"}
+    assert json.loads(reply.body) == {"status": "ready", "version": "0.1.0", "kernel": True}
     assert reply.headers["X-Speckle-NB"] == "0.1.0"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -151,9 +151,43 @@ async def test_start_from_another_site_is_refused(
 
 
 async def test_start_with_a_foreign_referer_is_refused(browser: Browser, service: Any) -> None:
-    response = await browser.start(Kernel(), headers={"Referer": "https://evil.example/page"})
+    # an older browser: no Sec-Fetch-Site, so the Referer decides
+    response = await browser.start(
+        Kernel(), headers={"Sec-Fetch-Site": None, "Referer": "https://evil.example/page"}
+    )
     assert response.code == 403
+    assert b"opened from another site" in response.body
     assert service.store.counts()["flows"] == 0
+
+
+async def test_start_with_a_referer_on_this_origin_works(
+    browser: Browser, jp_http_port: int
+) -> None:
+    # an older browser (no Sec-Fetch-Site) opening start from the notebook's page
+    notebook = f"http://127.0.0.1:{jp_http_port}/a%40b/lab/tree/x.ipynb"
+    response = await browser.start(Kernel(), headers={"Sec-Fetch-Site": None, "Referer": notebook})
+    assert response.code == 200, response.body
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": None},
+        {"Sec-Fetch-Site": None, "Referer": "not a url at all"},
+        {"Sec-Fetch-Site": "\u00e9t\u00e9"},
+    ],
+)
+async def test_start_that_proves_no_origin_is_refused(
+    browser: Browser, service: Any, headers: dict[str, str | None]
+) -> None:
+    """Neither Sec-Fetch-Site nor a Referer: a foreign page can drop its Referer
+    (rel="noreferrer"), so this is refused (issue 14)."""
+    kernel = Kernel()
+    response = await browser.start(kernel, headers=headers)
+    assert response.code == 403
+    assert b"did not say where this sign-in link was opened from" in response.body
+    assert b"unproven-origin" in response.body  # the BroadcastChannel's reason word
+    assert service.store.counts() == {"flows": 0, "entries": 0}  # nothing recorded
 
 
 @pytest.mark.parametrize("site", ["same-origin", "none"])
