@@ -20,6 +20,7 @@ from ..pickup import KERNEL_KEY_ENV
 from .flows import MAX_FLOW_LIFETIME
 from .handlers import ROUTES, SERVICE_SETTING
 from .redirect import hub_env, named_server_problem, startup_hint
+from .registered import MAX_REDIRECT_URL_CHARS, too_long_message
 from .save_guard import register_save_guard
 from .service import Settings, SignInService
 
@@ -218,6 +219,14 @@ class SpeckleNB(ExtensionApp):
         problem = named_server_problem(configured=settings.redirect_url, hub=settings.hub)
         if problem:
             log.warning("speckle-nb: %s", problem)
+        # Speckle refuses a redirect URL over 100 characters: say so now, not after a sign-in.
+        # A template's origin is unknown; its shortest possible form is "http://a…".
+        shortest = len(hint) if exact else len("http://a") + len(hint.split(">", 1)[-1])
+        if shortest > MAX_REDIRECT_URL_CHARS:
+            log.warning(
+                "speckle-nb: %s",
+                too_long_message(hint, at_least=None if exact else shortest),
+            )
         log.info(
             "speckle-nb: the Speckle app on %s must have this redirect URL registered%s: %s",
             self.service.allowed_servers[0] if self.service else settings.server_url,

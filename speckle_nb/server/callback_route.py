@@ -169,11 +169,14 @@ class CallbackRoute(ServiceCore):
                 self.revoke_later(
                     Credentials(flow.server_url, pair.token, refresh_token=pair.refresh_token)
                 )
-            message = _exchange_failure(exc)
-            self.store.fail(flow, "failed", message)
+            admin = _admin_must_fix(exc, app)
+            message = admin or _exchange_failure(exc)
+            self.store.fail(flow, "misconfigured" if admin else "failed", message)
             raise Refusal(
-                "exchange-failed",
-                "Speckle refused the sign-in"
+                "misconfigured" if admin else "exchange-failed",
+                "Speckle sign-in is not set up correctly"
+                if admin
+                else "Speckle refused the sign-in"
                 if isinstance(exc, TokenExchangeError)
                 else "The sign-in could not be finished",
                 message,
@@ -229,3 +232,27 @@ def _exchange_failure(exc: SpeckleError) -> str:
     if isinstance(exc, TokenExchangeError):
         return exc.message  # the oauth layer adds the step that fits the server's words
     return f"{exc.message} The sign-in could not be finished; start it again from the notebook."
+
+
+def _admin_must_fix(exc: SpeckleError, app: App) -> str | None:
+    """For a refusal that only the administrator can fix, what they must change (trying
+    again fails the same way: the panel must not suggest it)."""
+    words = (getattr(exc, "server_message", None) or "").lower()
+    if not isinstance(exc, TokenExchangeError) or not words:
+        return None
+    where = f"on {app.server_url} (its Developer settings → Applications)"
+    if "secret" in words:
+        return (
+            f"The app secret this Jupyter server uses is wrong: {app.server_url} refused it "
+            f"({exc.server_message}). Signing in again fails the same way until the "
+            "administrator sets SPECKLE_APP_SECRET (or c.SpeckleNB.app_secret) to the secret "
+            f"of the app {app.app_id!r} {where} and restarts Jupyter."
+        )
+    if "application id" in words or words.strip(". ") == "invalid app":
+        return (
+            f"{app.server_url} does not accept the app id {app.app_id!r} for this sign-in "
+            f"({exc.server_message}). Signing in again fails the same way until the "
+            "administrator sets SPECKLE_APP_ID and SPECKLE_APP_SECRET (or c.SpeckleNB.app_id "
+            f"and app_secret) to an app registered {where} and restarts Jupyter."
+        )
+    return None

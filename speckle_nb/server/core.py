@@ -25,6 +25,7 @@ from ..oauth import AsyncAuthClient, Method
 from .flows import MAX_FLOW_LIFETIME, FlowStore
 from .pages import Page, render_page
 from .redirect import HubEnv
+from .registered import Registered
 from .revoker import Revoker
 
 __all__ = ["BrowserRequest", "Refusal", "ServiceCore", "Settings", "not_configured_message"]
@@ -74,8 +75,11 @@ class Refusal(Exception):
         status: int = 400,
         log: str = "",
         request_id: str | None = None,
+        outcome: str = "failed",
     ) -> None:
         super().__init__(message)
+        #: What the request's kernel is told (``misconfigured``: trying again cannot help).
+        self.outcome = outcome
         self.reason = reason
         self.title = title
         self.message = message
@@ -122,6 +126,8 @@ class ServiceCore:
             on_discard=self.revoke_later,
         )
         self._probes: dict[str, tuple[Method, float]] = {}
+        #: The app's registration per (server, app id), as ``start`` last read it.
+        self._registered: dict[tuple[str, str], tuple[Registered, float]] = {}
         self._auth: AsyncAuthClient | None = None
         self._http: httpx.AsyncClient | None = None
         self.revoker = Revoker(self.http, log=self.log)

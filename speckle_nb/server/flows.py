@@ -49,7 +49,14 @@ MAX_FLOW_LIFETIME = 600.0
 
 Clock = Callable[[], float]
 EndReason = Literal[
-    "signed-in", "denied", "expired", "superseded", "replaced", "cancelled", "failed"
+    "signed-in",
+    "denied",
+    "expired",
+    "superseded",
+    "replaced",
+    "cancelled",
+    "failed",
+    "misconfigured",  # failed in a way only the administrator can fix (the kernel says so)
 ]
 
 _MESSAGES = {
@@ -254,8 +261,11 @@ class FlowStore:
         self._notify()
         return flow
 
-    def refuse(self, request_id: str, pickup_hash: str, message: str) -> bool:
-        """Tell a fresh request's kernel that its start was refused (``failed``).
+    def refuse(
+        self, request_id: str, pickup_hash: str, message: str, reason: str = "failed"
+    ) -> bool:
+        """Tell a fresh request's kernel that its start was refused (``reason``: ``failed``,
+        or ``misconfigured`` for what only the administrator can fix).
 
         Only for a request nobody has started yet: an existing entry (maybe another
         kernel's, maybe a flow in progress) is left alone. Returns whether it recorded.
@@ -271,7 +281,7 @@ class FlowStore:
             None,
             created_at=now,
             expires_at=now + self.result_lifetime,
-            outcome=Outcome("failed", message),
+            outcome=Outcome(reason, message),
         )
         self._notify()
         return True

@@ -14,7 +14,8 @@ from .. import __version__
 from .callback_route import CallbackRoute
 from .core import BrowserRequest, Refusal, Settings, not_configured_message
 from .kernel_routes import KernelRoutes
-from .redirect import RedirectURL, derive_redirect_url, named_server_problem
+from .redirect import named_server_problem
+from .registered import MAX_REDIRECT_URL_CHARS, same_redirect, too_long_message
 from .start_route import StartResult, StartRoute
 
 __all__ = [
@@ -29,14 +30,9 @@ __all__ = [
 class SignInService(StartRoute, CallbackRoute, KernelRoutes):
     """Every route's logic for one Jupyter server (one event loop)."""
 
-    def redirect_url(self, browser: BrowserRequest) -> RedirectURL:
-        s = self.settings
-        return derive_redirect_url(
-            configured=s.redirect_url, base_url=s.base_url, origin=browser.origin, hub=s.hub
-        )
-
-    def problems(self) -> list[str]:
-        """What stops a sign-in from working, in words an admin can act on."""
+    def problems(self, browser: BrowserRequest | None = None) -> list[str]:
+        """What stops a sign-in from working, in words an admin can act on (with a
+        ``browser``, also what is wrong with the redirect URL its address implies)."""
         s = self.settings
         found: list[str] = []
         if not s.app_id:
@@ -49,6 +45,23 @@ class SignInService(StartRoute, CallbackRoute, KernelRoutes):
         named = named_server_problem(configured=s.redirect_url, hub=s.hub)
         if named:
             found.append(named)
+            return found
+        if browser is not None:
+            redirect = self.redirect_url(browser).url
+            if len(redirect) > MAX_REDIRECT_URL_CHARS:
+                found.append(too_long_message(redirect))
+            registered = self._registered.get((self.default_server(), s.app_id))
+            if (
+                registered is not None
+                and registered[0].kind == "found"
+                and not same_redirect(registered[0].redirect_url, redirect)
+            ):
+                found.append(
+                    f"The Speckle app is registered with the redirect URL "
+                    f"{registered[0].redirect_url}, not {redirect}: open Jupyter at the "
+                    "registered address, or register this one (or set "
+                    "c.SpeckleNB.redirect_url)."
+                )
         return found
 
     def status(self, browser: BrowserRequest) -> dict[str, Any]:
@@ -66,5 +79,5 @@ class SignInService(StartRoute, CallbackRoute, KernelRoutes):
             "redirect_url": None if unusable else redirect.url,
             "redirect_url_source": None if unusable else redirect.kind,
             "method_hint": self.method_hint(self.default_server()),
-            "problems": self.problems(),
+            "problems": self.problems(browser),
         }

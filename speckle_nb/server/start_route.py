@@ -16,7 +16,8 @@ from ..errors import ConfigurationError, SpeckleError
 from ..oauth import App, Method, authorize_url, new_challenge
 from .core import BrowserRequest, Refusal, ServiceCore, not_configured_message
 from .flows import Flow, StartRefused
-from .redirect import named_server_problem
+from .redirect import RedirectURL, derive_redirect_url, named_server_problem
+from .registered import Registered, fetch_registered, same_redirect
 
 __all__ = ["PROBE_TTL", "REQUEST_ID", "StartResult", "StartRoute"]
 
@@ -35,6 +36,13 @@ class StartResult:
 class StartRoute(ServiceCore):
     """``GET start``: see ``docs/server-extension.md`` for the checks and their order."""
 
+    def redirect_url(self, browser: BrowserRequest) -> RedirectURL:
+        """The redirect URL this browser's request implies (see ``redirect.py``)."""
+        s = self.settings
+        return derive_redirect_url(
+            configured=s.redirect_url, base_url=s.base_url, origin=browser.origin, hub=s.hub
+        )
+
     async def start(
         self, params: Mapping[str, str], browser: BrowserRequest, cookie_flow_id: str | None
     ) -> StartResult:
@@ -47,9 +55,10 @@ class StartRoute(ServiceCore):
             server = self.check_server(params.get("server"), request_id)
             method = await self.check_reachable(server, request_id)
             self.check_secret(method, server, request_id)
+            await self.check_registered(server, browser, request_id)
         except Refusal as refusal:
             # The kernel hears about it at once instead of waiting for its timeout.
-            self.store.refuse(request_id, pickup, refusal.message)
+            self.store.refuse(request_id, pickup, refusal.message, refusal.outcome)
             raise
         challenge = new_challenge(method)
         try:
@@ -212,6 +221,69 @@ class StartRoute(ServiceCore):
                 request_id=request_id,
             )
 
+    async def registered(self, server: str) -> Registered:
+        """The app's registration on ``server`` (cached for ``PROBE_TTL``, failures too: a
+        server that does not answer this is asked again later, not on every start)."""
+        key = (server, self.settings.app_id)
+        cached = self._registered.get(key)
+        if cached is not None and cached[1] > self._clock():
+            return cached[0]
+        found = await fetch_registered(self.http(), server, self.settings.app_id)
+        if found.kind == "unknown":
+            self.log.info("speckle-nb: could not read the app's redirect URL on %s", server)
+        self._registered[key] = (found, self._clock() + PROBE_TTL)
+        return found
+
+    async def check_registered(self, server: str, browser: BrowserRequest, request_id: str) -> None:
+        """The app exists on ``server`` and sends sign-ins back to where this browser is."""
+        found = await self.registered(server)
+        app_id = self.settings.app_id
+        if found.kind == "no-app":
+            raise Refusal(
+                "unknown-app",
+                "Speckle sign-in is not set up correctly",
+                f"{server} has no app with the id {app_id!r}, so it cannot sign anybody in. "
+                "The administrator must set SPECKLE_APP_ID (c.SpeckleNB.app_id) to the id of "
+                f"an app registered on {server} (and its secret), then restart Jupyter.",
+                status=503,
+                log=f"start refused: {server} does not know the configured app id",
+                request_id=request_id,
+                outcome="misconfigured",
+            )
+        if found.kind != "found":
+            return
+        expected = self.redirect_url(browser)
+        if same_redirect(found.redirect_url, expected.url):
+            return
+        if expected.kind == "configured":
+            fix = (
+                "The administrator must make them equal: register "
+                f"{expected.url} on the app, or set c.SpeckleNB.redirect_url "
+                f"(SPECKLE_REDIRECT_URL) to {found.redirect_url} if that address reaches this "
+                "server's speckle-nb/callback."
+            )
+            where = "this Jupyter server's redirect_url setting is"
+        else:
+            fix = (
+                f"Open Jupyter at the address the app is registered for "
+                f"({_origin(found.redirect_url)}) and sign in from there; or the administrator "
+                f"registers {expected.url} on the app (an app has one redirect URL), or sets "
+                "c.SpeckleNB.redirect_url (SPECKLE_REDIRECT_URL) when a proxy changes the "
+                "address."
+            )
+            where = "this browser opened Jupyter at an address whose callback is"
+        raise Refusal(
+            "redirect-mismatch",
+            "This Jupyter address does not match the Speckle app",
+            f"The Speckle app {app_id!r} on {server} sends sign-ins back to "
+            f"{found.redirect_url}, but {where} {expected.url}. Speckle would send you to the "
+            f"other address, where this sign-in cannot finish. {fix}",
+            status=409,
+            log="start refused: the app's registered redirect URL differs from this one",
+            request_id=request_id,
+            outcome="misconfigured",
+        )
+
 
 def _netloc(url: str) -> str:
     """``host[:port]`` of ``url``, lowercased; ``"?"`` for something that is not a URL."""
@@ -219,3 +291,11 @@ def _netloc(url: str) -> str:
         return urlsplit(url).netloc.lower()
     except ValueError:  # e.g. "http://[::1" from a hostile header
         return "?"
+
+
+def _origin(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    return f"{parts.scheme}://{parts.netloc}"

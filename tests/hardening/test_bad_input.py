@@ -42,6 +42,7 @@ from serverkit import Browser, FakeSpeckle, Kernel, challenge_of
 from tornado.web import create_signed_value
 
 from speckle_nb.credentials import normalize_server_url
+from speckle_nb.pickup import KERNEL_KEY_HEADER
 from speckle_nb.server.service import SignInService
 
 #: Cases per route (the issue asks for at least 1,000).
@@ -81,6 +82,7 @@ class World:
     b_cookie: str
     snapshot: Callable[[], Any]
     speckle_calls: Callable[[], int]
+    kernel_key: str = ""  # what this server's kernels inherit (pickup and refresh need it)
     baseline: Any = None
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -157,6 +159,7 @@ async def build_world(
         b_cookie=b_cookie,
         snapshot=snapshot,
         speckle_calls=speckle_calls,
+        kernel_key=service.kernel_key,
     )
     counts, flows, _entries = store_snapshot(service)
     assert counts == {"flows": 3, "entries": 3}
@@ -527,9 +530,11 @@ def start_case(draw: st.DrawFn, world: World) -> dict[str, Any]:
 
 def pick_up(raw: Raw, world: World, request_id: str, secret: str) -> dict[str, Any]:
     body = json.dumps({"request": request_id, "secret": secret, "hold": 0}).encode()
-    status, _, data = raw.send(
-        "POST", f"{world.base}speckle-nb/pickup", [("Content-Type", b"application/json")], body
-    )
+    headers = [
+        ("Content-Type", b"application/json"),
+        (KERNEL_KEY_HEADER, world.kernel_key.encode()),
+    ]
+    status, _, data = raw.send("POST", f"{world.base}speckle-nb/pickup", headers, body)
     assert status == 200, data
     reply: dict[str, Any] = json.loads(data)
     return reply
@@ -766,6 +771,11 @@ def pickup_case(draw: st.DrawFn, world: World) -> dict[str, Any]:
             ),
         )
     ]
+    # Mostly a kernel of this server (its key), so that the body's checks are reached.
+    key = draw(st.sampled_from(["ours"] * 4 + ["none", "wrong"]))
+    if key != "none":
+        value = world.kernel_key if key == "ours" else draw(odd_value)
+        headers.append((KERNEL_KEY_HEADER, header_value(value)))
     if draw(st.booleans()):
         forged = draw(st.one_of(st.just(secrets.token_hex(24)), odd_value))
         headers.append(("Authorization", header_value(f"token {forged}")))
@@ -775,7 +785,7 @@ def pickup_case(draw: st.DrawFn, world: World) -> dict[str, Any]:
     if cookies:
         headers.append(("Cookie", cookie_header(cookies)))
     headers += draw(noise_headers)
-    return Case(kind=kind, body=body, headers=headers)
+    return Case(kind=kind, body=body, headers=headers, kernel=key == "ours")
 
 
 def fuzz_pickup(world: World, cases: int) -> None:
@@ -817,6 +827,8 @@ def fuzz_pickup(world: World, cases: int) -> None:
         )
         if case["kind"] == "guessed-secret" and not multipart and status != 404:
             assert status == 403, reply  # a wrong secret for an existing request
+        if not case["kernel"] and reply.get("status") != "ready" and status not in (400, 404):
+            assert (status, reply["reason"]) == (403, "not-this-servers-kernel"), reply
         assert world.snapshot() == world.baseline, f"state changed by a {case['kind']} pickup"
 
     try:

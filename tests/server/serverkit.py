@@ -60,6 +60,9 @@ class FakeSpeckle:
     unreachable: bool = False
     graphql_status: int = 200  # anything else: GraphQL answers that status with a text body
     explode: bool = False  # raise a bug (not a network error) inside the HTTP client
+    #: ``app(id:) { redirectUrl }`` answers this (None: not answered, like a failing lookup)
+    registered_redirect: str | None = None
+    has_app: bool = True  # False: ``app(id:)`` is null (no such app on this server)
     user: dict[str, Any] = field(default_factory=lambda: dict(USER))
     codes: dict[str, str] = field(default_factory=dict)  # code -> challenge
     tokens: dict[str, str] = field(default_factory=dict)  # token -> refresh token
@@ -129,6 +132,12 @@ class FakeSpeckle:
             return self._issue()
         if path == "/graphql" and self.graphql_status != 200:
             return httpx.Response(self.graphql_status, text="boom")
+        if path == "/graphql" and "app(id:" in str(body.get("query", "")):
+            if not self.has_app:
+                return httpx.Response(200, json={"data": {"app": None}})
+            if self.registered_redirect is not None:
+                app = {"redirectUrl": self.registered_redirect}
+                return httpx.Response(200, json={"data": {"app": app}})
         if path == "/graphql":
             token = request.headers.get("Authorization", "").removeprefix("Bearer ")
             if token not in self.tokens:

@@ -77,7 +77,13 @@ async def test_success_stores_the_result_and_answers_the_signed_in_page(
     assert_cookie_cleared(response)
     for secret in [code, APP_SECRET, kernel.secret, *speckle.issued]:
         assert secret not in text
-    assert speckle.calls == ["GET /oauth/token", "POST /auth/token", "POST /graphql"]
+    # the probe, the app's registered redirect URL (start), the exchange, activeUser
+    assert speckle.calls == [
+        "GET /oauth/token",
+        "POST /graphql",
+        "POST /auth/token",
+        "POST /graphql",
+    ]
 
     status, body, reply = await pickup(browser.fetch, kernel)
     assert status == 200
@@ -235,17 +241,27 @@ async def test_replayed_callback_is_refused_after_success(
     assert (await pickup(browser.fetch, kernel))[1]["status"] == "ok"
 
 
-async def test_refused_exchange_quotes_the_server(browser: Browser, speckle: FakeSpeckle) -> None:
-    speckle.app_secret = "rotated"  # the configured secret is now wrong
+async def test_refused_exchange_quotes_the_server(browser: Browser) -> None:
     kernel = Kernel()
-    response = await sign_in(browser, speckle, kernel)
+    assert (await browser.start(kernel)).code == 200
+    response = await browser.callback({"access_code": "0" * 42})  # a code Speckle never made
     assert response.code == 502
-    assert b"Invalid app secret. Ensure the app secret is correct." in response.body
-    assert b"Check the app id and secret" in response.body
+    assert b"Access code not found." in response.body
+    assert b"Start the sign-in again" in response.body
     assert note_of(response.body)["reason"] == "exchange-failed"
     _, body, _ = await pickup(browser.fetch, kernel)
     assert body["reason"] == "failed"
-    assert "Invalid app secret" in body["message"]
+    assert "Access code not found." in body["message"]
+
+
+async def test_wrong_app_secret_is_the_administrators_to_fix(
+    browser: Browser, speckle: FakeSpeckle
+) -> None:
+    speckle.app_secret = "rotated"  # the configured secret is now wrong
+    response = await sign_in(browser, speckle, Kernel())
+    assert response.code == 502
+    assert b"Invalid app secret. Ensure the app secret is correct." in response.body
+    assert note_of(response.body)["reason"] == "misconfigured"  # what the panel hears
 
 
 async def test_unreachable_server_at_exchange(browser: Browser, speckle: FakeSpeckle) -> None:

@@ -226,7 +226,7 @@ async def test_missing_secret_on_a_plain_server_is_refused_before_speckle(
     response = await browser.start(Kernel())
     assert response.code == 503
     assert b"SPECKLE_APP_SECRET" in response.body
-    assert speckle.calls == ["GET /oauth/token"]
+    assert speckle.calls == ["GET /oauth/token"]  # not even the app's redirect URL
 
 
 @pytest.mark.parametrize("speckle_config", [{"app_secret": ""}])
