@@ -180,7 +180,7 @@ def callback_to_kernel(server: Any, dev: DevServer, clock: DevClock) -> Sample:
         polling = threading.Event()
 
         def kernel() -> None:
-            with PickupClient(server.url) as pickup:
+            with PickupClient(server.url, kernel_key=server.kernel_key) as pickup:
                 polling.set()
                 got["credentials"] = pickup.wait(request, timeout=30)
                 got["at"] = time.perf_counter()

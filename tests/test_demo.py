@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -14,12 +15,18 @@ import httpx
 import pytest
 
 from speckle_nb.devserver import BrowserPlayer
-from speckle_nb.pickup import PickupClient, SignInRequest
+from speckle_nb.pickup import KERNEL_KEY_ENV, PickupClient, SignInRequest
+
+KERNEL_KEY = secrets.token_urlsafe(32)
 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = os.environ | {"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    # The kernel key the demo's JupyterLab adopts: this test plays one of its kernels.
+    env = os.environ | {
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        KERNEL_KEY_ENV: KERNEL_KEY,
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "speckle_nb", "demo", "--no-browser", "--port", "0",
          "--notebook-dir", str(tmp_path / "nb")],
@@ -84,7 +91,7 @@ def test_demo_signs_in_offline_end_to_end(demo: dict[str, str], tmp_path: Path) 
         assert page is not None
         assert "Signed in as Demo User" in page.response.text
     # …and the kernel picks the result up.
-    with PickupClient(f"{demo['lab']}/") as pickup:
+    with PickupClient(f"{demo['lab']}/", kernel_key=KERNEL_KEY) as pickup:
         credentials = pickup.wait(request, timeout=30)
     assert credentials.user is not None
     assert credentials.user.name == "Demo User"

@@ -17,6 +17,7 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Float, Instance, Int, List, Unicode, default, validate
 
 from ..pickup import KERNEL_KEY_ENV
+from .core import MIN_KERNEL_KEY
 from .flows import MAX_FLOW_LIFETIME
 from .handlers import ROUTES, SERVICE_SETTING
 from .redirect import hub_env, named_server_problem, startup_hint
@@ -188,9 +189,22 @@ class SpeckleNB(ExtensionApp):
         # Kernels inherit this process's environment, and only this process needs the
         # secret. (Not a boundary against the user's own code: see docs/security.md.)
         os.environ.pop("SPECKLE_APP_SECRET", None)
-        self.service = SignInService(settings, log=log, transport=self.http_transport)
-        # Every kernel this server starts inherits the key, and only those: it is what
+        # Every kernel this server starts inherits the kernel key, and only those: it is what
         # pickup and refresh ask for (see docs/security.md). Set before any kernel starts.
+        # One the server was started with is kept (an admin's, so that kernels outliving a
+        # restart stay this server's kernels); else a fresh random one.
+        inherited = os.environ.get(KERNEL_KEY_ENV, "").strip()
+        if inherited and len(inherited) < MIN_KERNEL_KEY:
+            log.warning(
+                "speckle-nb: ignoring %s from the environment: shorter than %d characters; "
+                "using a random key",
+                KERNEL_KEY_ENV,
+                MIN_KERNEL_KEY,
+            )
+            inherited = ""
+        self.service = SignInService(
+            settings, log=log, transport=self.http_transport, kernel_key=inherited or None
+        )
         os.environ[KERNEL_KEY_ENV] = self.service.kernel_key
         self.settings[SERVICE_SETTING] = self.service
         # Keeps a token printed by mistake out of saved notebooks; chains with other hooks.

@@ -28,7 +28,17 @@ from .redirect import HubEnv
 from .registered import Registered
 from .revoker import Revoker
 
-__all__ = ["BrowserRequest", "Refusal", "ServiceCore", "Settings", "not_configured_message"]
+__all__ = [
+    "MIN_KERNEL_KEY",
+    "BrowserRequest",
+    "Refusal",
+    "ServiceCore",
+    "Settings",
+    "not_configured_message",
+]
+
+#: The shortest kernel key accepted from the environment (a random one has 43 characters).
+MIN_KERNEL_KEY = 32
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class ServiceCore:
         log: logging.Logger | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Any = time.monotonic,
+        kernel_key: str | None = None,
     ) -> None:
         self.settings = settings
         self.log = log or logging.getLogger(__name__)
@@ -135,7 +146,10 @@ class ServiceCore:
         #: What proves that a request to ``pickup`` or ``refresh`` comes from a kernel this
         #: server started: the extension puts it in its own environment, which kernels
         #: inherit (``speckle_nb.pickup.KERNEL_KEY_ENV``). Never logged, never on a page.
-        self.kernel_key = secrets.token_urlsafe(32)
+        #: A fresh random one unless given (``MIN_KERNEL_KEY`` characters at least).
+        if kernel_key is not None and len(kernel_key) < MIN_KERNEL_KEY:
+            raise ValueError(f"a kernel key needs at least {MIN_KERNEL_KEY} characters")
+        self.kernel_key = kernel_key or secrets.token_urlsafe(32)
 
     def _allowed(self, settings: Settings) -> tuple[str, ...]:
         servers: list[str] = []

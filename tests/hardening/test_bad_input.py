@@ -940,7 +940,7 @@ async def test_pickup_secret_that_is_not_utf8_is_a_clear_400(
         "pickup",
         method="POST",
         body=body,
-        headers={"Authorization": ""},
+        headers={"Authorization": "", KERNEL_KEY_HEADER: service.kernel_key},
         raise_error=False,
     )
     assert response.code == 400, response.body

@@ -227,7 +227,6 @@ async def test_fault_during_active_user(
     devserver.options.fault = None
     devserver.options.rate_limit = None
     await wait_until_revoked(devserver, issued[0], within=REVOKE_WITHIN)
-    assert service.revoker.pending == 0
 
 
 # ------------------------------------------------------------------------------- client calls

@@ -158,7 +158,9 @@ async def one_sign_in(
         # plain-http loopback server (~70 ms of CPU per client: 100 of them in one process
         # would measure this harness, not the server — each real kernel pays it once).
         transport = httpx.HTTPTransport(verify=False)
-        with PickupClient(jupyter.url, transport=transport) as pickup:
+        with PickupClient(
+            jupyter.url, transport=transport, kernel_key=jupyter.kernel_key
+        ) as pickup:
             return pickup.wait(request, timeout=120)
 
     try:

@@ -94,7 +94,9 @@ def test_jupyter_restart_mid_sign_in_expires_and_try_again_works(
             def kernel_waits() -> None:
                 began = time.monotonic()
                 try:
-                    with PickupClient(jupyter.url, hold=2.0) as pickup:
+                    with PickupClient(
+                        jupyter.url, hold=2.0, kernel_key=jupyter.kernel_key
+                    ) as pickup:
                         outcome["result"] = pickup.wait(request, timeout=45)
                 except errors.SpeckleError as exc:
                     outcome["result"] = exc
@@ -127,7 +129,7 @@ def test_jupyter_restart_mid_sign_in_expires_and_try_again_works(
             page = player.open(callback)
             assert page is not None
             assert page.response.status_code == 200
-            with PickupClient(jupyter.url) as pickup:
+            with PickupClient(jupyter.url, kernel_key=jupyter.kernel_key) as pickup:
                 credentials = pickup.wait(again, timeout=10)
             assert credentials.user is not None
             assert credentials.user.email == DEMO_EMAIL
@@ -158,7 +160,7 @@ def test_jupyter_restart_mid_sign_in_callback_page_and_new_sign_in(
             page = player.open(to_speckle(player, jupyter.url, again))
             assert page is not None
             assert page.response.status_code == 200
-            with PickupClient(jupyter.url) as pickup:
+            with PickupClient(jupyter.url, kernel_key=jupyter.kernel_key) as pickup:
                 credentials = pickup.wait(again, timeout=10)
             assert credentials.user is not None
             assert credentials.user.email == DEMO_EMAIL

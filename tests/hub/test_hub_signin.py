@@ -9,6 +9,7 @@ trait, read from the kernel's widget messages, as the panel's button builds it.
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from hubkit import (
     hops,
     page_text,
 )
+from support.devrequests import DevRequests
 
 pytestmark = pytest.mark.hub
 
@@ -271,15 +273,27 @@ PICK_UP = (
 
 BOB_TRIES = """\
 from speckle_nb.discovery import find_jupyter_server
-from speckle_nb.errors import SignInError
+from speckle_nb.errors import SpeckleError
 from speckle_nb.pickup import PickupClient, SignInRequest
 theirs = SignInRequest({request_id!r}, "bob-guesses-this")
 print("own server:", PickupClient(find_jupyter_server().url).poll(theirs, hold=0))
 try:
     PickupClient({alice!r}).poll(theirs, hold=0)
-except SignInError as exc:
-    print("alice's server:", type(exc).__name__, "wrong pickup secret" in str(exc))
+except SpeckleError as exc:
+    print("alice's server:", type(exc).__name__, "kernels it started itself" in str(exc))
 """
+
+
+def valid_refresh_token(setup: HubSetup) -> str:
+    """A refresh token of the hub's app that Speckle would honour (minted as an exchange)."""
+    dev, app = setup.dev, setup.app
+    user = dev.state.user_by_email(BOB.email)
+    assert user is not None
+    challenge = secrets.token_urlsafe(32)
+    code = dev.state.mint_access_code(app.id, user.id, challenge)
+    pair = dev.state.exchange(app.id, app.secret, code, challenge)
+    assert pair.refresh_token
+    return pair.refresh_token
 
 
 def test_bob_cannot_pick_up_alices_result_even_knowing_her_request_id(
@@ -297,21 +311,34 @@ def test_bob_cannot_pick_up_alices_result_even_knowing_her_request_id(
 
         guess = {"request": request_id, "secret": "bob-guesses-this", "hold": 0}
         headers = {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
-        # The pickup route needs no Jupyter login (kernels call it): the hub lets bob reach
-        # alice's server, and the secret alone protects the result.
-        for action in ("wait", "cancel"):
-            taken = bob.http.post(
-                f"{hub_setup.hub.url}/user/alice/speckle-nb/pickup",
-                json={**guess, "action": action},
+        # pickup and refresh need no Jupyter login (kernels call them), and the hub lets bob
+        # reach alice's server; but they answer only alice's server's own kernels (its
+        # kernel key), so bob gets nothing — even with a valid refresh token of the app —
+        # and nothing reaches Speckle.
+        refresh_token = valid_refresh_token(hub_setup)
+        with DevRequests() as speckle:
+            for action in ("wait", "cancel"):
+                taken = bob.http.post(
+                    f"{hub_setup.hub.url}/user/alice/speckle-nb/pickup",
+                    json={**guess, "action": action},
+                    headers=headers,
+                )
+                assert taken.status_code == 403, taken.text
+                assert taken.json()["reason"] == "not-this-servers-kernel"
+                assert "credentials" not in taken.json()
+            refreshed = bob.http.post(
+                f"{hub_setup.hub.url}/user/alice/speckle-nb/refresh",
+                json={"server_url": hub_setup.dev.url, "refresh_token": refresh_token},
                 headers=headers,
             )
-            assert taken.status_code == 403, taken.text
-            assert taken.json()["status"] == "error"
-            assert "credentials" not in taken.json()
-        # bob's own server does not know alice's request at all.
+            assert refreshed.status_code == 403, refreshed.text
+            assert refreshed.json()["reason"] == "not-this-servers-kernel"
+            assert "token" not in refreshed.json()
+            assert speckle.seen == []
+        # bob's browser is no kernel of his own server either.
         mine = bob.server_api("POST", "speckle-nb/pickup", json=guess)
-        assert mine.status_code == 200
-        assert mine.json() == {"status": "pending"}
+        assert mine.status_code == 403
+        assert mine.json()["reason"] == "not-this-servers-kernel"
         # Nor does code in bob's kernel get anywhere, at his server or at alice's.
         tried = signed_in["bob"].kernel.execute(
             BOB_TRIES.format(request_id=request_id, alice=f"{hub_setup.hub.url}/user/alice/"),
@@ -320,7 +347,7 @@ def test_bob_cannot_pick_up_alices_result_even_knowing_her_request_id(
         assert tried.error is None, tried.error
         assert tried.stdout.splitlines() == [
             "own server: None",
-            "alice's server: SignInError True",
+            "alice's server: ConfigurationError True",
         ]
 
         # alice's kernel still gets her result.

@@ -13,11 +13,9 @@ import asyncio
 import hashlib
 import html
 import json
-import logging
 import os
 import re
 import secrets
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -295,44 +293,6 @@ async def sign_in(browser: Browser, speckle: FakeSpeckle, kernel: Kernel) -> HTT
     assert started.code == 200, started.body
     code = speckle.mint_code(challenge_of(started))
     return await browser.callback({"access_code": code})
-
-
-class DevRequests(logging.Handler):
-    """Counts, at the dev server, every request it answered (``"POST /auth/token"``): read
-    from its access log, which it writes once per request after answering.
-
-        with DevRequests() as seen:
-            ...
-            seen.wait_for("POST /auth/token")
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.seen: list[str] = []
-        self._changed = threading.Condition()
-        self._logger = logging.getLogger("speckle_nb.devserver")
-        self._level = self._logger.level
-
-    def emit(self, record: logging.LogRecord) -> None:
-        parts = record.getMessage().split()  # "<status> <METHOD> <path> <ms>ms"
-        if len(parts) >= 3 and parts[0].isdigit():
-            with self._changed:
-                self.seen.append(f"{parts[1]} {parts[2]}")
-                self._changed.notify_all()
-
-    def wait_for(self, entry: str, timeout: float = 10.0) -> None:
-        with self._changed:
-            if not self._changed.wait_for(lambda: entry in self.seen, timeout):
-                raise AssertionError(f"the dev server never answered {entry}: {self.seen}")
-
-    def __enter__(self) -> DevRequests:
-        self._logger.addHandler(self)
-        self._logger.setLevel(logging.INFO)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._logger.removeHandler(self)
-        self._logger.setLevel(self._level)
 
 
 async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serverkit import DevRequests
+from support.devrequests import DevRequests
 
 from speckle_nb import errors
 from speckle_nb.devserver import BrowserPlayer, DevServer

@@ -126,6 +126,9 @@ class JupyterServer:
         self.host = "127.0.0.1"
         self.port = port or free_port(self.host)
         self.token = secrets.token_hex(24)
+        #: The speckle-nb extension takes it from its environment: what its kernels send to
+        #: pickup and refresh (a PickupClient in the test process passes it explicitly).
+        self.kernel_key = secrets.token_urlsafe(32)
         self.extra_env = dict(env or {})
         self.extra_args = list(extra_args)
         self.settings = {**_DEFAULT_SETTINGS, **(settings or {})}
@@ -204,6 +207,7 @@ class JupyterServer:
             path.mkdir(parents=True, exist_ok=True)
             env[name] = str(path)
         env["PYTHONUNBUFFERED"] = "1"
+        env["SPECKLE_NB_KERNEL_KEY"] = self.kernel_key
         env.update(self.extra_env)
         return env
 
