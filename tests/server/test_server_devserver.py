@@ -5,6 +5,7 @@ jar, redirects), and the kernel's real ``discovery`` + ``PickupClient``."""
 from __future__ import annotations
 
 import asyncio
+import html
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -213,3 +214,35 @@ async def test_refresh_without_the_kernel_key_never_reaches_speckle(
             # ... and its pending result is still there for it
             picked = await asyncio.to_thread(kernel.wait, pending, timeout=10)
         assert picked.user is not None
+
+
+async def test_jupyter_opened_at_localhost_for_an_app_registered_at_127_is_told_at_once(
+    jp_serverapp: Any, http_server: Any, devserver: DevServer, jp_http_port: int
+) -> None:
+    """Issue 15: the app is registered for http://127.0.0.1:<port>/…; the user opened
+    Jupyter at http://localhost:<port>/…. start names both URLs before anyone signs in, and
+    the waiting kernel hears it as something to fix, not to retry."""
+    localhost = f"http://localhost:{jp_http_port}/a%40b/"
+    token = jp_serverapp.identity_provider.token
+    request = SignInRequest.new()
+    with BrowserPlayer(
+        headers_by_origin={localhost: {"Authorization": f"token {token}"}},
+        honour_refresh_delay=False,
+    ) as browser:
+        page = await asyncio.to_thread(browser.open, localhost + request.start_path())
+    assert page is not None
+    assert page.response.status_code == 409
+    text = html.unescape(page.response.text)
+    assert (
+        f"sends sign-ins back to http://127.0.0.1:{jp_http_port}/a%40b/speckle-nb/callback" in text
+    )
+    assert f"{localhost}speckle-nb/callback" in text
+    assert (
+        f"Open Jupyter at the address the app is registered for (http://127.0.0.1:{jp_http_port})"
+        in text
+    )
+    with (
+        kernel_pickup_client(jp_serverapp) as kernel,
+        pytest.raises(errors.ConfigurationError, match="sends sign-ins back to"),
+    ):
+        await asyncio.to_thread(kernel.poll, request, hold=0)
