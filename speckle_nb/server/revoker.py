@@ -107,6 +107,15 @@ class Revoker:
         await asyncio.gather(*(last_try(i) for i in items if id(i) in self._pending))
 
     async def _run(self, item: _Pending) -> None:
+        try:
+            await self._retry(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug, not Speckle failing: say so once, do not spin
+            self._log.exception("speckle-nb: revoking an unclaimed token failed unexpectedly")
+            self._give_up(item, "an unexpected error")
+
+    async def _retry(self, item: _Pending) -> None:
         pause = self.first_pause
         while True:
             item.attempts += 1

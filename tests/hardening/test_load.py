@@ -83,7 +83,11 @@ class AsyncBrowser:
 
     def __init__(self, jupyter: JupyterServer) -> None:
         self.jupyter_origin = origin_of(jupyter.url)
-        self.jupyter_headers = {"Authorization": f"token {jupyter.token}"}
+        # Sec-Fetch-Site as a browser sends it when the panel's button opens start
+        self.jupyter_headers = {
+            "Authorization": f"token {jupyter.token}",
+            "Sec-Fetch-Site": "same-origin",
+        }
         # Plain http on loopback only: verify=False skips loading the CA bundle (~70 ms of
         # CPU per client, which would serialise 100 browsers on this event loop).
         self.client = httpx.AsyncClient(
@@ -238,7 +242,10 @@ def test_10000_abandoned_starts_keep_the_jupyter_server_bounded(
     pid = jupyter.process.pid
 
     host, port = jupyter.host, jupyter.port
-    head = f"Host: {host}:{port}\r\nAuthorization: token {jupyter.token}\r\n"
+    head = (
+        f"Host: {host}:{port}\r\nAuthorization: token {jupyter.token}\r\n"
+        "Sec-Fetch-Site: same-origin\r\n"
+    )
 
     async def starts(count: int, lanes: int = 4) -> None:
         """Keep-alive GETs on raw connections: a light client, so the server is what is
@@ -304,7 +311,7 @@ async def test_10000_abandoned_starts_keep_the_flow_store_capped() -> None:
     quiet.propagate = False
     quiet.setLevel(logging.CRITICAL)
     service = SignInService(settings, log=quiet, transport=httpx.MockTransport(answer))
-    browser = BrowserRequest(origin="http://127.0.0.1:8888")
+    browser = BrowserRequest(origin="http://127.0.0.1:8888", sec_fetch_site="same-origin")
 
     async def start(n: int) -> None:
         for _ in range(n):
