@@ -57,6 +57,7 @@ def jupyter(
     monkeypatch.setenv("JPY_PARENT_PID", pid)
     monkeypatch.setenv("SPECKLE_NB_JUPYTER_PID", pid)
     monkeypatch.setenv("SPECKLE_NB_JUPYTER_URL", server.url)
+    monkeypatch.setenv("SPECKLE_NB_KERNEL_KEY", server.kernel_key)
     monkeypatch.setenv("SPECKLE_SERVER_URL", dev.url)
     return server
 
