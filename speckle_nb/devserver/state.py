@@ -104,6 +104,7 @@ SEED_USERS: tuple[tuple[str, str, str, str | None], ...] = (
     ("bob@example.org", "bob-pass", "Bob Builder", "Builder & Co"),
 )
 DEMO_PROJECT_COUNT = 60
+SSO_DEMO_SLUG = "acme-sso"
 # Projects are dated from a fixed moment so that pages and cursors are reproducible.
 _SEED_EPOCH_MS = 1_767_225_600_000.0  # 2026-01-01T00:00:00.000Z
 
@@ -604,6 +605,20 @@ class DevState:
             workspace = Workspace(id=new_hex(10), slug=slug, name=name, sso=sso)
             self._workspaces[workspace.id] = workspace
             return workspace
+
+    def seed_sso_workspace(self) -> Workspace:
+        """The demo's workspace with SSO: "Acme (SSO)", slug ``acme-sso``, and two of the
+        demo user's projects in it. Pair with ``DevOptions.sso_session_lapsed``."""
+        workspace = self.add_workspace("Acme (SSO)", SSO_DEMO_SLUG, sso=True)
+        for i in range(2):
+            self.add_project(
+                self.demo_user.id,
+                f"Acme SSO project {i + 1}",
+                workspace_id=workspace.id,
+                visibility="WORKSPACE",
+                created_ms=_SEED_EPOCH_MS - (i + 1) * 3_600_000,
+            )
+        return workspace
 
     def workspace(self, workspace_id: str | None) -> Workspace | None:
         with self._lock:
