@@ -850,3 +850,28 @@ def test_a_raw_request_line_path_is_encoded_before_it_is_escaped(devserver: DevS
     )
 
     assert b"<pre>Cannot GET /a%3Cb%3E%25zz%22c</pre>" in reply
+
+
+def test_the_local_auth_strategy_is_described_as_the_server_source_does(
+    http: httpx.Client,
+) -> None:
+    # The comparison cut this body short; the strategy's fields are from local.ts.
+    query = "{ serverInfo { authStrategies { id name icon color url } } }"
+
+    answer = http.post("/graphql", json={"query": query})
+
+    assert answer.json() == {
+        "data": {
+            "serverInfo": {
+                "authStrategies": [
+                    {
+                        "id": "local",
+                        "name": "Local",
+                        "icon": "TODO",
+                        "color": "accent",
+                        "url": "/auth/local",
+                    }
+                ]
+            }
+        }
+    }
