@@ -310,7 +310,9 @@ def run_operation(request: Mapping[str, Any], *, method: str, context: GraphQLCo
         variable_values=variables,
         operation_name=operation_name,
     )
-    return Answer(200, _result_body(result))
+    body = _result_body(result)
+    # Errors before execution (no data at all) are the request's fault: 400, as above.
+    return Answer(400 if "data" not in body else 200, body)
 
 
 @lru_cache(maxsize=256)
