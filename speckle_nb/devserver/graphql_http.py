@@ -200,7 +200,8 @@ def check_post_entry(entry: object) -> dict[str, Any]:
     if not isinstance(entry, dict) or not entry:
         raise HttpRequestError(NO_BODY)
     query = entry.get("query")
-    if query and not isinstance(query, str):
+    # JavaScript's `!query`: an empty object or list is truthy there, unlike in Python.
+    if (query or isinstance(query, dict | list)) and not isinstance(query, str):
         is_ast = isinstance(query, dict) and query.get("kind") == "Document"
         raise HttpRequestError(QUERY_IS_AST if is_ast else "GraphQL queries must be strings.")
     for name in ("variables", "extensions"):

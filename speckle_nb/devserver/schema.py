@@ -308,7 +308,13 @@ def resolve_server_info(_root: object, info: Info) -> dict[str, Any]:
             "isEmailEnabled": False,
         },
         "authStrategies": [
-            {"id": "local", "name": "Local", "icon": "TODO", "url": "/auth/local", "color": "accent"}
+            {
+                "id": "local",
+                "name": "Local",
+                "icon": "TODO",
+                "url": "/auth/local",
+                "color": "accent",
+            }
         ],
         "workspaces": {"workspacesEnabled": state.has_workspaces()},
     }

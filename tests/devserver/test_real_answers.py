@@ -875,3 +875,22 @@ def test_the_local_auth_strategy_is_described_as_the_server_source_does(
             }
         }
     }
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({}, "GraphQL queries must be strings."),  # an empty object is truthy in JavaScript
+        (0, "GraphQL operations must contain a non-empty `query` or a `persistedQuery` extension."),
+        (
+            "",
+            "GraphQL operations must contain a non-empty `query` or a `persistedQuery` extension.",
+        ),
+    ],
+)
+def test_a_query_that_is_not_a_string_is_judged_with_javascripts_truthiness(
+    http: httpx.Client, query: object, message: str
+) -> None:
+    answer = http.post("/graphql", json={"query": query})
+
+    assert (answer.status_code, answer.text) == (400, errors((message, None, "BAD_REQUEST")))
