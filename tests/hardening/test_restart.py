@@ -75,6 +75,9 @@ def jupyter(dev: DevServer, tmp_path: Path, request: pytest.FixtureRequest) -> J
         port=free_port(),
     )
     app: DevApp = dev.state.register_app("speckle-nb restart", server.redirect_url(), SCOPES)
+    # The server is started with its kernel key (server.kernel_key, in its environment), as an
+    # administrator would for kernels that outlive a restart: the restarted server keeps it,
+    # so the kernel played here (PickupClient with that key) is still one of its kernels.
     server.extra_env.update(
         SPECKLE_SERVER_URL=dev.url, SPECKLE_APP_ID=app.id, SPECKLE_APP_SECRET=app.secret
     )
