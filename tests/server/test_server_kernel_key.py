@@ -145,3 +145,20 @@ async def test_refusals_are_logged_without_the_key(
     assert "refresh refused: wrong kernel key" in text
     assert service.kernel_key not in text
     assert STRANGERS["wrong key"][KERNEL_KEY_HEADER] not in text
+
+
+ADMINS_KEY = "an-administrators-kernel-key-" + "k" * 20
+
+
+@pytest.mark.parametrize("speckle_env", [{KERNEL_KEY_ENV: ADMINS_KEY}])
+def test_a_key_the_server_was_started_with_is_kept(jp_serverapp: Any, service: Any) -> None:
+    """So kernels that outlive a server restart (a kernel gateway) stay its kernels."""
+    assert service.kernel_key == ADMINS_KEY
+    assert os.environ[KERNEL_KEY_ENV] == ADMINS_KEY
+
+
+@pytest.mark.parametrize("speckle_env", [{KERNEL_KEY_ENV: "short"}])
+def test_a_short_key_from_the_environment_is_replaced(jp_serverapp: Any, service: Any) -> None:
+    assert service.kernel_key != "short"
+    assert len(service.kernel_key) >= 40
+    assert os.environ[KERNEL_KEY_ENV] == service.kernel_key
