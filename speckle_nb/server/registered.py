@@ -62,22 +62,25 @@ async def fetch_registered(http: httpx.AsyncClient, server_url: str, app_id: str
 
 
 def same_redirect(a: str, b: str) -> bool:
-    """Whether two redirect URLs lead the browser to the same place: scheme and host compared
-    without case, a default port equal to none, the path after percent-decoding."""
+    """Whether two redirect URLs lead the browser to the same place: the host without case,
+    a port equal to its scheme's default as none, the path after percent-decoding.
+
+    The scheme is not compared: behind a TLS-terminating proxy whose headers are not trusted
+    the server sees ``http`` where the browser uses ``https`` — a wrong guess of ours, not a
+    sign-in that cannot work. Host, port and path differences are the ones that break it."""
     na, nb = _normal(a), _normal(b)
     return na == nb if na is not None and nb is not None else a.strip() == b.strip()
 
 
-def _normal(url: str) -> tuple[str, str, int | None, str, str] | None:
+def _normal(url: str) -> tuple[str, int | None, str, str] | None:
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError:
         return None
-    scheme = parts.scheme.lower()
-    if port is None:
-        port = {"http": 80, "https": 443}.get(scheme)
-    return (scheme, (parts.hostname or "").lower(), port, unquote(parts.path or "/"), parts.query)
+    if port == {"http": 80, "https": 443}.get(parts.scheme.lower()):
+        port = None
+    return ((parts.hostname or "").lower(), port, unquote(parts.path or "/"), parts.query)
 
 
 def too_long_message(url: str, *, at_least: int | None = None) -> str:

@@ -120,12 +120,35 @@ async def test_start_at_another_address_than_the_registered_one_is_refused_at_on
     assert speckle.calls.count("POST /graphql") == 1
 
 
+@pytest.mark.parametrize(
+    "registered",
+    [
+        "HTTP://127.0.0.1:{port}/a@b/speckle-nb/callback",  # case, a decoded path
+        # https: behind a TLS-terminating proxy whose headers this server does not trust,
+        # it sees http — our guess is wrong, the registered URL works
+        "https://127.0.0.1:{port}/a%40b/speckle-nb/callback",
+    ],
+)
 async def test_start_at_the_registered_address_goes_on(
-    browser: Browser, speckle: FakeSpeckle, jp_http_port: int
+    browser: Browser, speckle: FakeSpeckle, jp_http_port: int, registered: str
 ) -> None:
-    # the same place written differently (default-less port, encoded path, case)
-    speckle.registered_redirect = f"HTTP://127.0.0.1:{jp_http_port}/a@b/speckle-nb/callback"
+    speckle.registered_redirect = registered.format(port=jp_http_port)
     assert (await browser.start(Kernel())).code == 200
+
+
+@pytest.mark.parametrize(
+    "registered",
+    [
+        "http://127.0.0.1:{other}/a%40b/speckle-nb/callback",  # another port
+        "http://127.0.0.1:{port}/speckle-nb/callback",  # another base URL
+        "http://127.0.0.1:{port}/a%40b/speckle-nb/callback/",  # a path tornado does not route
+    ],
+)
+async def test_start_at_another_port_or_path_is_refused(
+    browser: Browser, speckle: FakeSpeckle, jp_http_port: int, registered: str
+) -> None:
+    speckle.registered_redirect = registered.format(port=jp_http_port, other=jp_http_port + 1)
+    assert (await browser.start(Kernel())).code == 409
 
 
 async def test_status_names_a_mismatch_once_start_has_seen_it(
