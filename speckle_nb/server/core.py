@@ -17,6 +17,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -71,6 +72,24 @@ class BrowserRequest:
     @property
     def https(self) -> bool:
         return self.origin.startswith("https://")
+
+    @property
+    def page_origin(self) -> str:
+        """The origin of the page that opened this request, as the browser saw it (its
+        ``Referer``), else ``origin``. Behind a proxy whose headers are not trusted, the
+        ``Host`` the server sees is the proxy's target; the notebook page's address is what
+        the browser uses. Only for comparing with the registered redirect URL: a same-site
+        check never relies on it."""
+        if not self.referer:
+            return self.origin
+        try:
+            parts = urlsplit(self.referer)
+            _ = parts.port
+        except ValueError:
+            return self.origin
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return self.origin
+        return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 class Refusal(Exception):

@@ -252,7 +252,11 @@ class StartRoute(ServiceCore):
             )
         if found.kind != "found":
             return
-        expected = self.redirect_url(browser)
+        s = self.settings
+        # where the notebook's page is, as the browser sees it (see BrowserRequest.page_origin)
+        expected = derive_redirect_url(
+            configured=s.redirect_url, base_url=s.base_url, origin=browser.page_origin, hub=s.hub
+        )
         if same_redirect(found.redirect_url, expected.url):
             return
         if expected.kind == "configured":

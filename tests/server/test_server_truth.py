@@ -235,3 +235,18 @@ async def test_a_wrong_app_secret_names_the_setting_and_not_try_again(
     assert APP_SECRET not in response.body.decode()
     _, body, _ = await pickup(browser.fetch, kernel)
     assert (body["reason"], body["message"]) == ("misconfigured", message)
+
+
+async def test_behind_a_proxy_the_notebook_pages_address_is_compared(
+    browser: Browser, speckle: FakeSpeckle, jp_http_port: int
+) -> None:
+    """The proxy's headers are not trusted, so the server sees Host 127.0.0.1:<port>; the
+    browser is at https://jupyter.example.org, the address the app is registered for."""
+    speckle.registered_redirect = "https://jupyter.example.org/a%40b/speckle-nb/callback"
+    page = {"Referer": "https://jupyter.example.org/a%40b/lab/tree/x.ipynb"}
+    assert (await browser.start(Kernel(), headers=page)).code == 200
+    # ... and a notebook page at another address than the registered one is told so
+    elsewhere = {"Referer": f"http://localhost:{jp_http_port}/a%40b/lab"}
+    response = await browser.start(Kernel(), headers=elsewhere)
+    assert response.code == 409
+    assert f"http://localhost:{jp_http_port}/a%40b/speckle-nb/callback" in message_of(response.body)
