@@ -22,7 +22,7 @@ caller in it. Retries (429, token refresh) happen for the request as a whole, in
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._graphql_core import Operation, Result
@@ -166,7 +166,7 @@ class Batch:
     def execute(
         self,
         query: str,
-        variables: Any = None,
+        variables: Mapping[str, Any] | None = None,
         operation_name: str | None = None,
     ) -> Deferred:
         """Queue one operation; its answer is on the returned ``Deferred`` after the block."""
