@@ -247,7 +247,7 @@ def bench_active_user(ctx: Context) -> Section:
     # else's work then lands on every contender alike, and the median drops it.
     plans = (
         ("off", 25 if ctx.quick else 40, 5 if ctx.quick else 10),
-        ("on", 4, 2 if ctx.quick else 3),
+        ("on", 4 if ctx.quick else 8, 2 if ctx.quick else 3),
     )
     by_latency: dict[str, Rounds] = {}
     try:
