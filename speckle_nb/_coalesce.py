@@ -101,6 +101,8 @@ class Coalescer:
     async def _deliver(self, chunk: Sequence[tuple[Operation, asyncio.Future[Result]]]) -> None:
         try:
             results = await self._send([op for op, _ in chunk])
+            if len(results) != len(chunk):  # the parsers check this; a caller must never hang
+                raise RuntimeError(f"{len(results)} results for {len(chunk)} operations")
         except BaseException as exc:
             for _, future in chunk:
                 if future.done():
