@@ -243,6 +243,9 @@ async def test_refresh_refusal_quotes_the_server(jp_fetch: Any) -> None:
     assert body["reason"] == "refused"
     assert body["server_message"] == "Invalid request"
     assert "Sign in again" in body["message"]
+    # A refresh is not a sign-in, and the server's words end before our next step starts.
+    assert "refused the sign-in" not in body["message"]
+    assert 'it said: "Invalid request".' in body["message"]
 
 
 async def test_refresh_never_sends_the_secret_to_another_server(
