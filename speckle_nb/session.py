@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -92,6 +93,8 @@ class Session:
         # Servers whose credentials this session saved with remember-me: refreshed tokens
         # are saved again, so the next kernel does not start from a stale pair.
         self._remembered: set[str] = set()
+        # When automatic refreshes replaced each server's pair: sign-out names what they left.
+        self._replaced: dict[str, list[float]] = {}
         #: The Speckle server the Jupyter server extension is configured for, once a panel's
         #: status probe told us (the kernel cannot ask the Jupyter-authenticated route itself).
         self.extension_server_url: str | None = None
@@ -304,7 +307,7 @@ class Session:
                 lines.append(f"Not signed in to {url}; nothing to sign out of.")
                 continue
             forgotten = self._unremember_quietly(url)
-            line = self._revoke_line(creds, revoke) + forgotten
+            line = self._revoke_line(creds, revoke) + self._replaced_note(url) + forgotten
             lines.append(line)
             self._notify(url, None, line)
         return "\n".join(lines)
@@ -345,7 +348,9 @@ class Session:
         except LogoutError as exc:
             return (
                 f"Signed out of {url}: forgotten in this kernel. The server did not revoke the "
-                f"token ({exc.server_message}); it may have been revoked already."
+                f"token ({exc.server_message}): it may have been revoked already, and its refresh "
+                "token, not revoked now, may still be valid. To be sure, revoke this app's access "
+                f"under Developer settings on {url}."
             )
         except SpeckleError as exc:
             return (
@@ -353,6 +358,20 @@ class Session:
                 f"revoked ({exc}). Revoke it under Developer settings on {url}."
             )
         return f"Signed out of {url}: the token was revoked at the server and forgotten here."
+
+    def _replaced_note(self, url: str) -> str:
+        """What automatic refreshes left valid at the server (nothing, if none happened)."""
+        with self._lock:
+            times = self._replaced.pop(url, [])
+        if not times:
+            return ""
+        when = ", ".join(time.strftime("%H:%M", time.localtime(t)) for t in times)
+        return (
+            f" Still valid at the server: {len(times)} refresh token(s) replaced by an automatic "
+            f"refresh (at {when}); Speckle revokes a refresh token only beside a live access "
+            "token, which a refresh never has. They expire 6 months after they were issued; to "
+            f"end them now, revoke this app's access under Developer settings on {url}."
+        )
 
     # ------------------------------------------------------------------ refresh
 
@@ -368,7 +387,13 @@ class Session:
                 if self._creds.get(server_url) is creds:
                     self._creds[server_url] = new
                 remembered = server_url in self._remembered
-            log.info("speckle-nb: refreshed the token for %s", server_url)
+                self._replaced.setdefault(server_url, []).append(time.time())
+            # The old access token is dead (that is why we refreshed), so /auth/logout can no
+            # longer take the old refresh token with it: say what stays valid instead.
+            log.info(
+                "speckle-nb: refreshed the token for %s (the old refresh token stays valid)",
+                server_url,
+            )
             if remembered:
                 self.remember(new)
             return pair.token
@@ -383,6 +408,7 @@ class Session:
             self._clients.clear()
             self._default = None
             self._remembered.clear()
+            self._replaced.clear()
             self.extension_server_url = None
         for old in clients:
             old.close()

@@ -1,0 +1,87 @@
+"""After sign-in, say what is true (issue 15): what a refresh leaves valid at the server,
+what the panel shows once the token is dead, and a lapsed workspace SSO session.
+
+Paste mode against the real dev server (its state is in this process, so a test can ask it
+what a token can still do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import speckle_nb
+from speckle_nb.devserver import DevServer
+from speckle_nb.devserver.messages import LogoutError, TokenRequestError
+from speckle_nb.session import current_session
+
+from .helpers import Wire, play_sign_in
+
+LANDING = "https://notebook.example/landed"
+
+
+@pytest.fixture
+def paste_app(kernel_app: Callable[[str], Any]) -> Any:
+    return kernel_app(LANDING)
+
+
+def signed_in_by_paste(wire: Wire) -> Any:
+    panel = speckle_nb.sign_in()
+    messages = [m for m in wire.custom("authorize-url") if m["flow"] == panel.request_id]
+    landing = play_sign_in(messages[-1]["url"])
+    panel.handle_message({"type": "paste-url", "request": panel.request_id, "url": landing})
+    assert panel.state == "signed_in"
+    return panel
+
+
+def test_after_an_automatic_refresh_sign_out_names_the_refresh_token_left_valid(
+    dev: DevServer, wire: Wire, paste_app: Any
+) -> None:
+    signed_in_by_paste(wire)
+    before = current_session().credentials()
+    assert before is not None
+    assert before.refresh_token
+
+    # Someone revokes the access token alone (Developer settings, another tool's logout):
+    # the client refreshes by itself and goes on.
+    dev.state.revoke_user_token(before.token[:10], dev.demo_user.id)
+    assert speckle_nb.client().active_user().name == "Demo User"
+    after = current_session().credentials()
+    assert after is not None
+    assert after.refresh_token
+    assert after.refresh_token != before.refresh_token
+
+    # What the server allows now: the old access token is gone, so /auth/logout refuses it
+    # and cannot take the old refresh token along; the old refresh token still mints pairs.
+    with pytest.raises(LogoutError):
+        dev.state.logout(before.token, before.refresh_token)
+    assert dev.state.refresh(paste_app.id, paste_app.secret, before.refresh_token).token
+
+    message = speckle_nb.sign_out()
+    assert "the token was revoked at the server" in message
+    # ... and the message does not stop there, as if nothing were left.
+    assert "Still valid at the server: 1 refresh token(s) replaced by an automatic refresh" in (
+        message
+    )
+    assert f"Developer settings on {dev.url}" in message
+    assert before.refresh_token not in message
+    # The current pair really is revoked; the replaced refresh token really is not.
+    with pytest.raises(TokenRequestError):
+        dev.state.refresh(paste_app.id, paste_app.secret, after.refresh_token)
+    assert dev.state.refresh(paste_app.id, paste_app.secret, before.refresh_token).token
+
+
+def test_without_a_refresh_sign_out_claims_nothing_extra(
+    dev: DevServer, wire: Wire, paste_app: Any
+) -> None:
+    signed_in_by_paste(wire)
+    creds = current_session().credentials()
+    assert creds is not None
+    assert creds.refresh_token
+    message = speckle_nb.sign_out()
+    assert "the token was revoked at the server" in message
+    assert "Still valid" not in message
+    with pytest.raises(TokenRequestError):
+        dev.state.refresh(paste_app.id, paste_app.secret, creds.refresh_token)
