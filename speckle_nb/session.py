@@ -333,7 +333,7 @@ class Session:
             why = (
                 "as asked (revoke=False)"
                 if revoke is False
-                else f"because you brought it ({_SOURCE_WORDS.get(creds.source, creds.source)})"
+                else f"because you brought it ({_brought(creds)})"
             )
             return (
                 f"Signed out of {url}: forgotten in this kernel. The token was not revoked "
@@ -412,6 +412,12 @@ class Session:
             self.extension_server_url = None
         for old in clients:
             old.close()
+
+
+def _brought(creds: Credentials) -> str:
+    if creds.source == "env" and creds.env_var:  # `%speckle_token --env VAR`
+        return creds.env_var
+    return _SOURCE_WORDS.get(creds.source, creds.source)
 
 
 _SOURCE_WORDS = {
