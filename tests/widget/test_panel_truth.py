@@ -85,3 +85,25 @@ def test_without_a_refresh_sign_out_claims_nothing_extra(
     assert "Still valid" not in message
     with pytest.raises(TokenRequestError):
         dev.state.refresh(paste_app.id, paste_app.secret, creds.refresh_token)
+
+
+def test_the_async_client_example_in_usage_md_runs_on_the_session(
+    dev: DevServer, wire: Wire, paste_app: Any
+) -> None:
+    """docs/usage.md's AsyncSpeckleClient example, as written there, on this session."""
+    import asyncio
+    import re
+    from pathlib import Path
+
+    signed_in_by_paste(wire)
+    usage = (Path(__file__).resolve().parents[2] / "docs" / "usage.md").read_text()
+    example = next(b for b in re.findall(r"```python\n(.*?)```", usage, re.S) if "async with" in b)
+    names: list[str] = []
+    body = "\n".join("    " + line for line in example.splitlines())
+    body = body.replace('print(project["name"])', 'names.append(project["name"])')
+    namespace: dict[str, Any] = {"names": names}
+    exec(f"async def example():\n{body}\n    return me, info", namespace)  # noqa: S102
+    me, info = asyncio.run(namespace["example"]())
+    assert me.name == "Demo User"
+    assert info["name"]
+    assert len(names) == len(list(speckle_nb.client().projects()))
