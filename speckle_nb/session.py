@@ -18,6 +18,7 @@ retries; otherwise the error says to sign in again.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -144,6 +145,18 @@ class Session:
             except Exception:  # one broken panel must not stop the others
                 log.exception("A sign-in panel failed to show the new session state")
 
+    def _failed(self, server_url: str, error: SpeckleError) -> None:
+        """A client of this session met a dead token or a lapsed workspace SSO session: tell
+        the panels (those that listen for it), so none keeps saying all is well."""
+        for listener in list(self._listeners):
+            tell = getattr(listener, "session_problem", None)
+            if tell is None:
+                continue
+            try:
+                tell(server_url, error)
+            except Exception:
+                log.exception("A sign-in panel failed to show a problem with the sign-in")
+
     # ------------------------------------------------------------------ changes
 
     def store(self, creds: Credentials, *, remember: bool = False, message: str = "") -> str:
@@ -211,7 +224,7 @@ class Session:
         Without any sign-in, ``SPECKLE_TOKEN`` is checked with the server and used. Raises
         ``NotSignedInError`` (saying how to sign in) when there is nothing to use.
         """
-        from .graphql import SpeckleClient
+        from .session_client import SessionClient
 
         with self._lock:
             url = _normalize(server_url) if server_url else self._default
@@ -223,11 +236,12 @@ class Session:
         with self._lock:
             current = self._clients.get(creds.server_url)
             if current is None or current.closed:
-                current = SpeckleClient.from_credentials(
+                current = SessionClient.from_credentials(
                     creds,
                     token_refresher=self._refresher(creds.server_url)
                     if creds.refresh_token
                     else None,
+                    on_failure=functools.partial(self._failed, creds.server_url),
                 )
                 self._clients[creds.server_url] = current
             return current

@@ -378,7 +378,7 @@ class SignInController:
 
     def show_error(self, error: SpeckleError, *, next_flow: bool = True) -> None:
         """Show ``error``; with ``next_flow``, also prepare the flow Try again opens."""
-        from .widget.panel import next_step_for, reason_of
+        from .widget.panel import message_for, next_step_for, reason_of
 
         reason = reason_of(error)
         traits: dict[str, Any] = {}
@@ -387,7 +387,9 @@ class SignInController:
                 traits = self._new_flow()
             except SpeckleError as exc:  # e.g. the probe for the next flow failed too
                 log.info("speckle-nb: could not prepare the next sign-in: %s", exc)
-        self.panel.set_error(str(error), reason=reason, next_step=next_step_for(reason), **traits)
+        self.panel.set_error(
+            message_for(error), reason=reason, next_step=next_step_for(reason), **traits
+        )
         if next_flow:
             self._publish()
 

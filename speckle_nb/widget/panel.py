@@ -41,7 +41,7 @@ from ..errors import (
 if TYPE_CHECKING:
     from ..credentials import Credentials
 
-__all__ = ["MODES", "STATES", "SignInPanel", "next_step_for", "reason_of"]
+__all__ = ["MODES", "STATES", "SignInPanel", "message_for", "next_step_for", "reason_of"]
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class SignInPanel(anywidget.AnyWidget):
         try:
             self._handler(content)
         except SpeckleError as exc:
-            self.set_error(str(exc), reason=reason_of(exc))
+            self.set_error(message_for(exc), reason=reason_of(exc))
         except Exception as exc:
             # A bug of ours: keep the traceback for the kernel log, show the type only.
             log.exception("The sign-in panel could not handle a %r message", content.get("type"))
@@ -273,8 +273,8 @@ _NEXT_STEPS: dict[str, str] = {
     "cancelled": "Click Try again to start over.",
     "window-closed": "Click Try again to reopen the sign-in window.",
     "unreachable": "Check the server URL and your network, then click Try again.",
-    "invalid-token": "Check the token (copy it again from your Speckle profile's Developer "
-    "settings), or sign in with the button instead.",
+    "invalid-token": "Copy the token again from Developer settings on your Speckle server, "
+    "then click Try again and paste it.",
     "configuration": "Fix the setting named above, restart the kernel, then run "
     "`speckle_nb.sign_in()` again.",
     "failed": "Click Try again. If it keeps failing, sign in with a personal access token.",
@@ -292,6 +292,15 @@ def reason_of(exc: BaseException) -> str:
     if isinstance(exc, ConfigurationError):
         return "configuration"
     return "failed"
+
+
+def message_for(exc: SpeckleError) -> str:
+    """The panel's status line for ``exc``: its message, except where that names next steps
+    of its own while ``next_step`` shows the panel's one (a refused token)."""
+    if isinstance(exc, InvalidTokenError):
+        said = f', saying "{exc.server_message}"' if exc.server_message else ""
+        return f"{exc.server_url or 'The Speckle server'} refused the token{said}"
+    return str(exc)
 
 
 def next_step_for(reason: str) -> str:

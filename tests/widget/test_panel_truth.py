@@ -107,3 +107,17 @@ def test_the_async_client_example_in_usage_md_runs_on_the_session(
     assert me.name == "Demo User"
     assert info["name"]
     assert len(names) == len(list(speckle_nb.client().projects()))
+
+
+def test_a_bad_token_gets_one_next_step(dev: DevServer, wire: Wire) -> None:
+    panel = speckle_nb.sign_in()
+    panel.handle_message({"type": "token", "token": "0123456789" + "f" * 32})
+    assert panel.state == "error"
+    assert panel.error_reason == "invalid-token"
+    assert "Your token is not valid." in panel.message  # the server's words, as the cause
+    shown = f"{panel.message} {panel.next_step}"
+    # One way on (paste it again), not "sign in again", "set a new token" and "check it".
+    assert "sign_in()" not in shown
+    assert "Sign in again" not in shown
+    assert " or " not in panel.next_step
+    assert panel.next_step.count(".") == 1

@@ -1,0 +1,41 @@
+"""The session's client: a ``SpeckleClient`` that tells the session when the server says the
+sign-in no longer works, so every live panel can show it instead of "Signed in".
+
+Two answers mean that: ``InvalidTokenError`` once any refresh has been tried (the token is
+dead, and renewing it failed or was not possible), and ``WorkspaceSsoError`` (the token works,
+but a workspace's single sign-on session lapsed). The error is raised to the caller as before;
+the session only hears of it first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import InvalidTokenError, SpeckleError, WorkspaceSsoError
+from .graphql import SpeckleClient
+
+__all__ = ["SessionClient"]
+
+
+class SessionClient(SpeckleClient):
+    """``SpeckleClient`` plus ``on_failure``, called with the error before it is raised."""
+
+    def __init__(
+        self, *args: Any, on_failure: Callable[[SpeckleError], None], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_failure = on_failure
+
+    def execute(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        operation_name: str | None = None,
+    ) -> dict[str, Any]:
+        # active_user(), server_info() and projects() all go through here.
+        try:
+            return super().execute(query, variables, operation_name)
+        except (InvalidTokenError, WorkspaceSsoError) as exc:
+            self._on_failure(exc)
+            raise
