@@ -7,6 +7,8 @@
 
 const CHANNEL = "speckle-nb";
 const CLOSED_GRACE_MS = 2500;
+// How long the kernel has to answer the panel's ping after its connection changed.
+const KERNEL_ANSWER_MS = 8000;
 // Authorize URLs of the paste and loopback modes, by flow id. They hold the challenge, so
 // the kernel sends them as one-off messages and they live only in this page's memory.
 const authorizeUrls = new Map();
@@ -73,6 +75,7 @@ function render({ model, el }) {
     pending: false, // a message is on its way; the kernel's answer re-enables the buttons
     lastState: model.get("state"),
     status: null, // GET speckle-nb/status, when the extension answers
+    kernelGone: false, // the kernel behind this panel restarted or stopped: nothing here works
   };
   const timers = new Set();
   const send = (type, extra = {}) => model.send({ type, request: model.get("request_id"), ...extra });
@@ -317,6 +320,7 @@ function render({ model, el }) {
   }
 
   function viewState() {
+    if (local.kernelGone) return "gone";
     const state = model.get("state");
     if (state === "signed_in") return "signed_in";
     if (local.problem) return "problem";
@@ -468,6 +472,16 @@ function render({ model, el }) {
     return parts;
   }
 
+  function goneView() {
+    // The kernel that held this sign-in is gone, and with it the credentials: say so rather
+    // than show a "Signed in" whose buttons reach nobody.
+    heading.textContent = "This panel's kernel is gone";
+    return [
+      h("p", { class: "snb-error" }, "The kernel was restarted or shut down: this panel no longer signs in or out, and the new kernel is not signed in."),
+      h("p", { class: "snb-next" }, "Run the cell again to get a working panel."),
+    ];
+  }
+
   function adminInfo(how) {
     const redirect = (local.status && local.status.redirect_url) || model.get("redirect_url_hint");
     admin.hidden = !redirect && !how;
@@ -486,14 +500,15 @@ function render({ model, el }) {
     root.dataset.state = view;
     root.setAttribute("aria-busy", String(Boolean(model.get("busy"))));
     let parts;
-    if (view === "signed_in") parts = signedInView();
+    if (view === "gone") parts = goneView();
+    else if (view === "signed_in") parts = signedInView();
     else if (view === "waiting") parts = waitingView();
     else if (view === "error")
       parts = errorView({ message: model.get("message"), next: model.get("next_step") });
     else if (view === "problem") parts = errorView(local.problem);
     else parts = idleView();
     body.replaceChildren(...parts);
-    const showMessage = view !== "error";
+    const showMessage = view !== "error" && view !== "gone";
     messageLine.textContent = showMessage ? model.get("message") : "";
     messageLine.hidden = !messageLine.textContent;
     // The usual path needs no explaining; a fallback says up front why it was taken.
@@ -523,10 +538,36 @@ function render({ model, el }) {
     "remember", "sources", "busy"];
   for (const t of traits) model.on(`change:${t}`, onChange);
   const onMsg = (msg) => {
+    if (msg && msg.type === "pong") {
+      clearTimeout(pingTimer);
+      pingTimer = null;
+      local.kernelGone = false;
+    }
     rememberUrls(msg);
     update();
   };
   model.on("msg:custom", onMsg);
+  // ipywidgets tells a model when its kernel connection changes ("comm_live_update": the
+  // kernel restarting, or dying), but the flag it sets does not stay down across a restart in
+  // JupyterLab 4. So ask the kernel itself: the panel's kernel side answers a ping; a new
+  // kernel has never heard of this panel and says nothing. A late answer (a busy kernel)
+  // brings the panel back.
+  let pingTimer = null;
+  const onCommLive = () => {
+    if (pingTimer !== null) return;
+    pingTimer = setTimeout(() => {
+      pingTimer = null;
+      stopWatching();
+      local.kernelGone = true;
+      update();
+    }, KERNEL_ANSWER_MS);
+    try {
+      model.send({ type: "ping" });
+    } catch {
+      // no connection at all: the timer says the kernel is gone
+    }
+  };
+  model.on("comm_live_update", onCommLive);
 
   let channel = null;
   if (typeof BroadcastChannel === "function") {
@@ -588,6 +629,8 @@ function render({ model, el }) {
     stopWatching();
     for (const t of traits) model.off(`change:${t}`, onChange);
     model.off("msg:custom", onMsg);
+    model.off("comm_live_update", onCommLive);
+    clearTimeout(pingTimer);
     if (channel) channel.close();
   };
 }

@@ -11,7 +11,8 @@ What crosses the comm, and what never does:
   the start path. Never a token, refresh token, access code, pasted URL or challenge.
 * **View → kernel messages** (``model.send``), each handled once and never stored:
   ``ready``, ``opened``, ``nudge``, ``cancel``, ``window-closed``, ``no-extension``,
-  ``extension-status``, ``try-again``, ``sign-out``, ``use-source``, and the two that carry a
+  ``extension-status``, ``try-again``, ``sign-out``, ``use-source``, ``ping`` (answered
+  ``pong``: the view checks the kernel still has this panel), and the two that carry a
   secret — ``token`` and ``paste-url`` — whose value the view clears from its field at once.
 * **Kernel → view messages**: ``{"type": "authorize-url", "flow", "url"}`` in the paste and
   loopback modes. That URL holds the challenge, which for Speckle's plain method *is* the
@@ -124,6 +125,9 @@ class SignInPanel(anywidget.AnyWidget):
 
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Sequence[Any]) -> None:
         if not isinstance(content, Mapping) or not isinstance(content.get("type"), str):
+            return
+        if content["type"] == "ping":  # the view asks whether this kernel still has the panel
+            self.send_private({"type": "pong"})
             return
         if self._handler is None:
             self.set_error(

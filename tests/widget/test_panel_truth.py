@@ -121,3 +121,15 @@ def test_a_bad_token_gets_one_next_step(dev: DevServer, wire: Wire) -> None:
     assert "Sign in again" not in shown
     assert " or " not in panel.next_step
     assert panel.next_step.count(".") == 1
+
+
+def test_the_panel_answers_the_views_ping_so_a_restarted_kernel_shows(
+    dev: DevServer, wire: Wire
+) -> None:
+    """The view pings when its kernel connection changes; this kernel still has the panel and
+    answers (a new kernel would not, and the view then says the kernel is gone)."""
+    panel = speckle_nb.sign_in()
+    before = panel.get_state()
+    panel._on_custom_msg(panel, {"type": "ping"}, [])
+    assert wire.custom("pong") == [{"type": "pong"}]
+    assert panel.get_state() == before  # a ping changes nothing
