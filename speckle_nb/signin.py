@@ -39,6 +39,7 @@ from .errors import (
     SignInCancelledError,
     SignInError,
     SpeckleError,
+    WorkspaceSsoError,
 )
 from .modes import Mode, ModeChoice, choose_fallback, choose_mode
 from .session import Session, current_session, env_server_url
@@ -394,6 +395,23 @@ class SignInController:
             self._publish()
 
     # ------------------------------------------------------------------ the session's news
+
+    def session_problem(self, server_url: str, error: SpeckleError) -> None:
+        """A client of the session met a dead token or a lapsed workspace SSO session."""
+        if self.panel.state != "signed_in" or self.panel.server_url != server_url:
+            return
+        creds = self.session.credentials(server_url)
+        traits: dict[str, Any] = {}
+        dead = not isinstance(error, WorkspaceSsoError)
+        if dead:  # Try again then starts a new sign-in at once
+            try:
+                traits = self._new_flow()
+            except SpeckleError as exc:
+                log.info("speckle-nb: could not prepare the next sign-in: %s", exc)
+        by_sign_in = creds is None or creds.obtained_by_us
+        self.panel.show_session_problem(error, by_sign_in=by_sign_in, **traits)
+        if dead:
+            self._publish()
 
     def session_changed(self, server_url: str, creds: Credentials | None, message: str) -> None:
         if self.panel.comm is None:  # closed panel

@@ -37,6 +37,7 @@ from ..errors import (
     SignInError,
     SpeckleError,
     TransportError,
+    WorkspaceSsoError,
 )
 
 if TYPE_CHECKING:
@@ -223,6 +224,24 @@ class SignInPanel(anywidget.AnyWidget):
             **traits,
         )
 
+    def show_session_problem(self, error: SpeckleError, *, by_sign_in: bool, **traits: Any) -> None:
+        """The signed-in token stopped working (``InvalidTokenError`` after any refresh): no
+        longer "Signed in", one next step. A lapsed workspace SSO session (``WorkspaceSsoError``)
+        leaves the rest working: stay signed in and say what to do for that workspace."""
+        if isinstance(error, WorkspaceSsoError):
+            self.update(message=str(error))
+            return
+        reason = "token-dead" if by_sign_in else "invalid-token"
+        where = self.server_url or error.server_url or "The Speckle server"
+        cleared: dict[str, Any] = dict(_USER_TRAITS)  # nobody is signed in any more
+        self.set_error(
+            f"{where} no longer accepts the token this kernel signed in with: it was revoked "
+            "or has expired.",
+            reason=reason,
+            **cleared,
+            **traits,
+        )
+
     def send_private(self, content: dict[str, Any]) -> None:
         """A one-off custom message to the views: delivered now, stored nowhere."""
         if self.comm is not None:
@@ -277,8 +296,9 @@ _NEXT_STEPS: dict[str, str] = {
     "cancelled": "Click Try again to start over.",
     "window-closed": "Click Try again to reopen the sign-in window.",
     "unreachable": "Check the server URL and your network, then click Try again.",
-    "invalid-token": "Copy the token again from Developer settings on your Speckle server, "
+    "invalid-token": "Copy a valid token from Developer settings on your Speckle server, "
     "then click Try again and paste it.",
+    "token-dead": "Click Try again to sign in again.",
     "configuration": "Fix the setting named above, restart the kernel, then run "
     "`speckle_nb.sign_in()` again.",
     "failed": "Click Try again. If it keeps failing, sign in with a personal access token.",

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import speckle_nb
+from speckle_nb import InvalidTokenError, WorkspaceSsoError
 from speckle_nb.devserver import DevServer
 from speckle_nb.devserver.messages import LogoutError, TokenRequestError
 from speckle_nb.session import current_session
@@ -133,3 +134,70 @@ def test_the_panel_answers_the_views_ping_so_a_restarted_kernel_shows(
     panel._on_custom_msg(panel, {"type": "ping"}, [])
     assert wire.custom("pong") == [{"type": "pong"}]
     assert panel.get_state() == before  # a ping changes nothing
+
+
+def test_after_a_server_side_revocation_the_panel_no_longer_says_signed_in(
+    dev: DevServer, wire: Wire, paste_app: Any
+) -> None:
+    panel = signed_in_by_paste(wire)
+    creds = current_session().credentials()
+    assert creds is not None
+    assert creds.refresh_token
+
+    # Both tokens revoked at the server (sign-out elsewhere, access revoked): no refresh helps.
+    dev.state.logout(creds.token, creds.refresh_token)
+    with pytest.raises(InvalidTokenError):
+        speckle_nb.client().active_user()
+
+    assert panel.state == "error"
+    assert panel.error_reason == "token-dead"
+    assert "no longer accepts the token" in panel.message
+    assert "Signed in" not in panel.message
+    assert panel.next_step == "Click Try again to sign in again."
+    assert panel.user_name == ""
+    assert "user=" not in repr(panel)
+    assert panel.request_id  # Try again opens a new sign-in at once
+    for secret in (creds.token, creds.refresh_token):
+        assert secret not in panel.message + wire.state_text()
+
+
+def test_a_revoked_personal_token_asks_for_a_valid_token(
+    dev: DevServer, wire: Wire, pat: Callable[..., str]
+) -> None:
+    token = pat()
+    speckle_nb.use_token(token)
+    panel = speckle_nb.sign_in()
+    assert panel.state == "signed_in"
+
+    dev.state.revoke_user_token(token[:10], dev.demo_user.id)
+    with pytest.raises(InvalidTokenError):
+        speckle_nb.client().active_user()
+
+    assert panel.state == "error"
+    assert panel.error_reason == "invalid-token"
+    assert panel.next_step.count(".") == 1
+    assert token not in panel.message + wire.state_text()
+
+
+def test_a_lapsed_workspace_sso_session_is_told_in_the_panel_and_not_refreshed(
+    dev: DevServer, wire: Wire, paste_app: Any
+) -> None:
+    panel = signed_in_by_paste(wire)
+    before = current_session().credentials()
+    assert before is not None
+    dev.state.seed_sso_workspace()
+    inside = [p for p in dev.state.projects_page(dev.demo_user.id, 100).items if p.workspace_id]
+    dev.options.sso_session_lapsed = True
+
+    client = speckle_nb.client()
+    with pytest.raises(WorkspaceSsoError) as caught:
+        client.execute("query($id: String!) { project(id: $id) { id } }", {"id": inside[0].id})
+
+    sso_url = f"{dev.url}/workspaces/acme-sso/sso"
+    assert caught.value.workspace_slug == "acme-sso"
+    assert caught.value.sso_url == sso_url
+    assert current_session().credentials() is before  # no refresh was attempted
+    # The token still works elsewhere: the panel stays signed in and says what to do.
+    assert panel.state == "signed_in"
+    assert sso_url in panel.message
+    assert client.active_user().name == "Demo User"
