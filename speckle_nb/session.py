@@ -188,6 +188,11 @@ class Session:
             self._remembered.add(creds.server_url)
         return f"Saved in {where}."
 
+    def is_remembered(self, server_url: str) -> bool:
+        """Whether this session knows ``server_url``'s credentials are saved with remember-me."""
+        with self._lock:
+            return server_url in self._remembered
+
     def mark_remembered(self, server_url: str) -> None:
         """``server_url``'s credentials came from remember-me: save refreshed tokens there too."""
         with self._lock:

@@ -429,7 +429,12 @@ class SignInController:
                 self._stop(flow)
             if self.server_url is None:
                 self.server_url = server_url
-            self.panel.set_signed_in(creds, message, sources=self.sources(creds))
+            self.panel.set_signed_in(
+                creds,
+                message,
+                sources=self.sources(creds),
+                remember=self.session.is_remembered(server_url),
+            )
             return
         if self.panel.state != "signed_in" or self.panel.server_url != server_url:
             return
@@ -616,6 +621,8 @@ class SignInController:
             creds = self.session.credentials(self.panel.server_url or None)
             if self.panel.state != "signed_in" or creds is None:
                 return
+            if change["new"] == self.session.is_remembered(creds.server_url):
+                return  # the box was set to show what is already so
             if change["new"]:
                 self.panel.update(message=self.session.remember(creds))
             else:
@@ -761,7 +768,12 @@ def sign_in(
         creds, note = _recall(session, target)
     if creds is not None:
         controller.server_url = creds.server_url
-        panel.set_signed_in(creds, note, sources=controller.sources(creds))
+        panel.set_signed_in(
+            creds,
+            note,
+            sources=controller.sources(creds),
+            remember=session.is_remembered(creds.server_url),  # the box shows what is true
+        )
         panel.show()
         return panel
 

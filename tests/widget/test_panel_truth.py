@@ -201,3 +201,22 @@ def test_a_lapsed_workspace_sso_session_is_told_in_the_panel_and_not_refreshed(
     assert panel.state == "signed_in"
     assert sso_url in panel.message
     assert client.active_user().name == "Demo User"
+
+
+def test_the_remember_box_shows_ticked_for_a_remembered_account(
+    dev: DevServer, wire: Wire, pat: Callable[..., str]
+) -> None:
+    first = speckle_nb.sign_in(remember=True)
+    first.handle_message({"type": "token", "token": pat()})
+    assert first.message.startswith("Saved in ")
+    assert speckle_nb.sign_in().remember  # another panel in this kernel
+
+    current_session().reset()  # a new kernel
+    again = speckle_nb.sign_in()
+    assert again.source == "remembered"
+    assert again.remember  # the box shows what is true ...
+    # ... without saving again: the note about where the sign-in came from stays.
+    assert again.message == "Signed in with the credentials remembered on this computer."
+
+    again.set_state({"remember": False})  # unticking still forgets it
+    assert again.message == "No longer remembered on this computer."
