@@ -9,9 +9,10 @@ the session only hears of it first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ._graphql_core import OperationLike, Result
 from .errors import InvalidTokenError, SpeckleError, WorkspaceSsoError
 from .graphql import SpeckleClient
 
@@ -37,5 +38,13 @@ class SessionClient(SpeckleClient):
         try:
             return super().execute(query, variables, operation_name)
         except (InvalidTokenError, WorkspaceSsoError) as exc:
+            self._on_failure(exc)
+            raise
+
+    def execute_many(self, operations: Sequence[OperationLike]) -> list[Result]:
+        # Each operation's GraphQL errors stay on its Result; a dead token fails them all.
+        try:
+            return super().execute_many(operations)
+        except InvalidTokenError as exc:
             self._on_failure(exc)
             raise

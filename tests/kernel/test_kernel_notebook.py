@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from conftest import plain_env  # tests/kernel/conftest.py, on sys.path as kernelkit is
 from kernelkit import play_extension_sign_in
 from nbclient import NotebookClient
 from support.jupyter import JupyterServer
@@ -59,7 +58,20 @@ class RunAll(NotebookClient):
 def kernel_env(jupyter: JupyterServer, dev: DevServer, tmp: Path) -> dict[str, str]:
     """The environment a kernel of that Jupyter server gets: the server's own (Speckle
     server, app id), what the extension publishes, and no developer state."""
-    env = plain_env(tmp)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SPECKLE_", "JPY_", "JUPYTER_", "JUPYTERHUB_"))
+    }
+    # No keyring, remembered sign-ins or desktop accounts of the developer's (as conftest's
+    # isolated_env, which cannot be imported by name: every test folder has a conftest).
+    env.update(
+        {
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+            "SPECKLE_NB_DATA_DIR": str(tmp / "remembered"),
+            "SPECKLE_USERDATA_PATH": str(tmp / "desktop-accounts"),
+        }
+    )
     env.update(
         {
             "PYTHONPATH": os.pathsep.join([REPO, env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
