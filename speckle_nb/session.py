@@ -114,10 +114,6 @@ class Session:
             url = _normalize(server_url) if server_url else self._default
             return self._creds.get(url) if url else None
 
-    def get(self, server_url: str | None = None) -> Credentials | None:
-        """Same as ``credentials``."""
-        return self.credentials(server_url)
-
     def __repr__(self) -> str:
         with self._lock:
             who = {
@@ -428,11 +424,11 @@ def _refresh_via_extension(creds: Credentials) -> TokenPair | None:
     server = find_jupyter_server()
     if server is None:
         return None
-    pickup = PickupClient(server.url)
-    if not pickup.ping():
-        return None
-    assert creds.refresh_token is not None
-    return pickup.refresh(creds.server_url, creds.refresh_token)
+    with PickupClient(server.url) as pickup:
+        if not pickup.ping():
+            return None
+        assert creds.refresh_token is not None
+        return pickup.refresh(creds.server_url, creds.refresh_token)
 
 
 def _refresh_in_kernel(creds: Credentials) -> TokenPair | None:
