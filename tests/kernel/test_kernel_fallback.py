@@ -42,7 +42,7 @@ def app_env(dev: DevServer, redirect_url: str) -> dict[str, str]:
 def test_token_mode_says_why_and_checks_tokens(
     dev: DevServer, plain_kernel: Callable[..., ZmqKernel]
 ) -> None:
-    kernel = plain_kernel(SPECKLE_SERVER_URL=dev.url)
+    kernel = plain_kernel(SPECKLE_SERVER_URL=dev.url, SPECKLE_NB_BUILTIN_APP="off")
     cell = kernel.run("p = speckle_nb.sign_in()\np")
     panel = kernel.panel(cell)
     state = kernel.state(panel)
@@ -52,6 +52,7 @@ def test_token_mode_says_why_and_checks_tokens(
         in (state["mode_reason"])
     )
     assert "SPECKLE_APP_ID" in state["mode_reason"]
+    assert "SPECKLE_NB_BUILTIN_APP=off" in state["mode_reason"]
     assert [m["header"]["msg_type"] for m in cell.messages].count("display_data") == 1
     assert cell.result is None  # the panel is not displayed a second time as the result
 
@@ -73,7 +74,7 @@ def test_token_mode_says_why_and_checks_tokens(
 def test_token_mode_with_wait_prompts_for_the_token(
     dev: DevServer, plain_kernel: Callable[..., ZmqKernel]
 ) -> None:
-    kernel = plain_kernel(SPECKLE_SERVER_URL=dev.url)
+    kernel = plain_kernel(SPECKLE_SERVER_URL=dev.url, SPECKLE_NB_BUILTIN_APP="off")
     cell = kernel.finish(kernel.start("speckle_nb.sign_in(wait=True)", stdin=[BAD_TOKEN]))
     assert cell.prompts
     assert cell.prompts[0]["password"] is True
