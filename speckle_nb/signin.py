@@ -504,6 +504,8 @@ def sign_in(
         return panel
     if wait:
         controller.wait_blocking()
-    else:
+    elif choice.mode != "loopback":
+        # (a listener starts at the click: a panel left on screen must not hold a port that
+        # a desktop connector may need)
         controller.start_background()
     return panel

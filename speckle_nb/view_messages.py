@@ -32,9 +32,9 @@ def on_opened(controller: SignInController, content: dict[str, Any]) -> None:
     flow = controller.live_flow(content.get("request"))
     if flow is None:
         return
-    controller.start_background()
     blocked = bool(content.get("blocked"))
     controller.panel.set_waiting("Your browser blocked the sign-in window." if blocked else "")
+    controller.start_background()  # after: what the wait says (a busy port) must stay shown
 
 
 def on_nudge(controller: SignInController, content: dict[str, Any]) -> None:
