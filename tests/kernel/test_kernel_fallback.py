@@ -151,6 +151,10 @@ def test_loopback_mode_completes_against_the_dev_server(
 
     landing = play_speckle_sign_in(kernel.authorize_url(panel))
     assert landing.startswith(redirect)
+    kernel.send_to_widget(panel, {"type": "opened", "request": state["request_id"]})  # the click
+    kernel.pump(
+        lambda: listening(int(redirect.split(":")[2].strip("/"))), timeout=30, what="the listener"
+    )
     page = httpx.get(landing, timeout=10)  # the browser follows the redirect to the kernel
     assert page.status_code == 200
     state = kernel.wait_state(panel, lambda s: s["state"] == "signed_in")
