@@ -88,8 +88,6 @@ class Credentials:
     app_id: str | None = None
     #: How a ``"remembered"`` token was first obtained (``None``: as ``source`` says).
     origin: Source | None = None
-    #: The environment variable an ``"env"`` token came from (``None``: ``SPECKLE_TOKEN``).
-    env_var: str | None = None
 
     @property
     def obtained_by_us(self) -> bool:

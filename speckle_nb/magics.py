@@ -62,8 +62,6 @@ _SOURCE_WORDS: dict[str, str] = {
 
 
 def _source_words(creds: Credentials) -> str:
-    if creds.source == "env" and creds.env_var:
-        return f"from the environment variable {creds.env_var}; kept at the server on sign-out"
     if creds.source == "remembered" and creds.obtained_by_us:
         return "remembered from an earlier sign-in; revoked at the server on sign-out"
     return _SOURCE_WORDS.get(creds.source, creds.source)
@@ -245,11 +243,7 @@ class SpeckleMagics(magic.Magics):
             )
             return
         session = _session()
-        # use_token's two steps, so the credentials can name their variable (sign-out says it).
-        creds = session.validate(
-            Credentials(session.token_server(server_url), token, source="env", env_var=variable)
-        )
-        session.store(creds)
+        creds = session.use_token(token, server_url, source="env", env_var=variable)
         saved = f" {session.remember(creds)}" if remember else ""
         _say(f"{_signed_in_line(creds)}, with the token from ${variable}.{saved}")
 
