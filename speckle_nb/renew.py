@@ -5,6 +5,7 @@ the credentials belong to. The session calls this when a client meets an invalid
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError, InvalidTokenError
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from .credentials import Credentials
     from .oauth import TokenPair
 
-__all__ = ["refresh_tokens"]
+__all__ = ["left_valid", "refresh_tokens"]
 
 
 def refresh_tokens(creds: Credentials) -> TokenPair:
@@ -67,3 +68,23 @@ def _refresh_in_kernel(creds: Credentials) -> TokenPair | None:
     assert creds.refresh_token is not None
     with AuthClient() as auth:
         return auth.refresh(app, creds.refresh_token)
+
+
+def left_valid(url: str, replaced_at: list[float]) -> str:
+    """What automatic refreshes (at ``replaced_at``, epoch seconds) left valid at ``url``, for
+    the sign-out message; ``""`` when there were none.
+
+    A refresh happens because the server refused the access token, so that token is gone; and
+    Speckle neither retires a refresh token when it is used nor revokes one at /auth/logout
+    without a live access token beside it. So each refresh leaves the refresh token it used
+    valid, and the client cannot end it: say so instead of claiming everything was revoked.
+    """
+    if not replaced_at:
+        return ""
+    when = ", ".join(time.strftime("%H:%M", time.localtime(t)) for t in replaced_at)
+    return (
+        f" Still valid at the server: {len(replaced_at)} refresh token(s) replaced by an "
+        f"automatic refresh (at {when}); Speckle revokes a refresh token only beside a live "
+        "access token, which a refresh never has. They expire 6 months after they were issued; "
+        f"to end them now, revoke this app's access under Developer settings on {url}."
+    )

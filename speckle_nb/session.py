@@ -147,13 +147,11 @@ class Session:
 
     def _failed(self, server_url: str, error: SpeckleError) -> None:
         """A client of this session met a dead token or a lapsed workspace SSO session: tell
-        the panels (those that listen for it), so none keeps saying all is well."""
-        for listener in list(self._listeners):
-            tell = getattr(listener, "session_problem", None)
-            if tell is None:
-                continue
+        the panels that listen for it, so none keeps saying all is well."""
+        for tell in [getattr(x, "session_problem", None) for x in list(self._listeners)]:
             try:
-                tell(server_url, error)
+                if tell is not None:
+                    tell(server_url, error)
             except Exception:
                 log.exception("A sign-in panel failed to show a problem with the sign-in")
 
@@ -418,17 +416,10 @@ class Session:
 
     def _replaced_note(self, url: str) -> str:
         """What automatic refreshes left valid at the server (nothing, if none happened)."""
+        from .renew import left_valid
+
         with self._lock:
-            times = self._replaced.pop(url, [])
-        if not times:
-            return ""
-        when = ", ".join(time.strftime("%H:%M", time.localtime(t)) for t in times)
-        return (
-            f" Still valid at the server: {len(times)} refresh token(s) replaced by an automatic "
-            f"refresh (at {when}); Speckle revokes a refresh token only beside a live access "
-            "token, which a refresh never has. They expire 6 months after they were issued; to "
-            f"end them now, revoke this app's access under Developer settings on {url}."
-        )
+            return left_valid(url, self._replaced.pop(url, []))
 
     # ------------------------------------------------------------------ refresh
 
@@ -447,12 +438,8 @@ class Session:
                     self._creds[server_url] = new
                 remembered = server_url in self._remembered
                 self._replaced.setdefault(server_url, []).append(time.time())
-            # The old access token is dead (that is why we refreshed), so /auth/logout can no
-            # longer take the old refresh token with it: say what stays valid instead.
-            log.info(
-                "speckle-nb: refreshed the token for %s (the old refresh token stays valid)",
-                server_url,
-            )
+            # The old refresh token stays valid and cannot be revoked now (renew.left_valid).
+            log.info("speckle-nb: refreshed the token for %s", server_url)
             if remembered:
                 self.remember(new)
             return pair.token
