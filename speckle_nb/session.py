@@ -145,15 +145,20 @@ class Session:
             except Exception:  # one broken panel must not stop the others
                 log.exception("A sign-in panel failed to show the new session state")
 
-    def _failed(self, server_url: str, error: SpeckleError) -> None:
+    def _failed(self, server_url: str, client: SpeckleClient, error: SpeckleError) -> None:
         """A client of this session met a dead token or a lapsed workspace SSO session: tell
-        the panels that listen for it, so none keeps saying all is well."""
+        the panels that listen for it, so none keeps saying all is well. Then a dead token
+        (refused even after any refresh) is forgotten, so nothing offers it as a sign-in."""
         for tell in [getattr(x, "session_problem", None) for x in list(self._listeners)]:
             try:
                 if tell is not None:
                     tell(server_url, error)
             except Exception:
                 log.exception("A sign-in panel failed to show a problem with the sign-in")
+        with self._lock:
+            current = self._clients.get(server_url) is client  # not replaced meanwhile
+        if current and isinstance(error, InvalidTokenError):
+            self.forget(server_url)
 
     # ------------------------------------------------------------------ changes
 

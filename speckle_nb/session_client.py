@@ -20,10 +20,13 @@ __all__ = ["SessionClient"]
 
 
 class SessionClient(SpeckleClient):
-    """``SpeckleClient`` plus ``on_failure``, called with the error before it is raised."""
+    """``SpeckleClient`` plus ``on_failure(client, error)``, called before the error is raised."""
 
     def __init__(
-        self, *args: Any, on_failure: Callable[[SpeckleError], None], **kwargs: Any
+        self,
+        *args: Any,
+        on_failure: Callable[[SessionClient, SpeckleError], None],
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._on_failure = on_failure
@@ -38,7 +41,7 @@ class SessionClient(SpeckleClient):
         try:
             return super().execute(query, variables, operation_name)
         except (InvalidTokenError, WorkspaceSsoError) as exc:
-            self._on_failure(exc)
+            self._on_failure(self, exc)
             raise
 
     def execute_many(self, operations: Sequence[OperationLike]) -> list[Result]:
@@ -46,5 +49,5 @@ class SessionClient(SpeckleClient):
         try:
             return super().execute_many(operations)
         except InvalidTokenError as exc:
-            self._on_failure(exc)
+            self._on_failure(self, exc)
             raise

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import speckle_nb
-from speckle_nb import InvalidTokenError, WorkspaceSsoError
+from speckle_nb import InvalidTokenError, NotSignedInError, WorkspaceSsoError
 from speckle_nb.devserver import DevServer
 from speckle_nb.devserver.messages import LogoutError, TokenRequestError
 from speckle_nb.session import current_session
@@ -159,6 +159,10 @@ def test_after_a_server_side_revocation_the_panel_no_longer_says_signed_in(
     assert panel.request_id  # Try again opens a new sign-in at once
     for secret in (creds.token, creds.refresh_token):
         assert secret not in panel.message + wire.state_text()
+    # The dead token is forgotten: nothing offers it as a sign-in any more.
+    with pytest.raises(NotSignedInError):
+        speckle_nb.client()
+    assert speckle_nb.sign_in().state != "signed_in"
 
 
 def test_a_revoked_personal_token_asks_for_a_valid_token(
