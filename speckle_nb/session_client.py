@@ -9,9 +9,11 @@ the session only hears of it first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from ._coalesce import Batch
 from ._graphql_core import OperationLike, Result
 from .errors import InvalidTokenError, SpeckleError, WorkspaceSsoError
 from .graphql import SpeckleClient
@@ -48,6 +50,16 @@ class SessionClient(SpeckleClient):
         # Each operation's GraphQL errors stay on its Result; a dead token fails them all.
         try:
             return super().execute_many(operations)
+        except InvalidTokenError as exc:
+            self._on_failure(self, exc)
+            raise
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        # A dead token fails the whole batch when its block ends.
+        try:
+            with super().batch() as queued:
+                yield queued
         except InvalidTokenError as exc:
             self._on_failure(self, exc)
             raise

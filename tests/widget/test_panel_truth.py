@@ -180,6 +180,16 @@ def test_a_revoked_personal_token_asks_for_a_valid_token(
     assert panel.state == "error"
     assert panel.error_reason == "invalid-token"
     assert panel.next_step.count(".") == 1
+
+    # The same through `with client.batch()` (a fresh sign-in, a fresh panel).
+    other = pat()
+    speckle_nb.use_token(other)
+    again = speckle_nb.sign_in()
+    assert again.state == "signed_in"
+    dev.state.revoke_user_token(other[:10], dev.demo_user.id)
+    with pytest.raises(InvalidTokenError), speckle_nb.client().batch() as queued:
+        queued.execute("query { activeUser { id } }")
+    assert again.state == "error"
     assert token not in panel.message + wire.state_text()
 
 
