@@ -36,6 +36,7 @@ from .errors import (
     TokenExchangeError,
     TransportError,
     UnauthorizedError,
+    WorkspaceSsoError,
 )
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "User",
+    "WorkspaceSsoError",
     "__version__",
     "client",
     "sign_in",

@@ -12,8 +12,9 @@ A response is checked in a fixed order, and every failure raises from ``SpeckleE
 2. the JSON shape — not JSON, or not ``{"data": …, "errors": […]}`` → ``ServerError``;
 3. ``errors`` — the first error's ``extensions.code`` picks the class: ``FORBIDDEN`` with a
    ``scope`` → ``MissingScopeError``, ``FORBIDDEN`` → ``ForbiddenError``, ``UNAUTHORIZED`` →
-   ``UnauthorizedError``, anything else → ``GraphQLError``. All keep every error and the
-   partial ``data``.
+   ``UnauthorizedError``, anything else → ``GraphQLError``; a workspace's lapsed single sign-on
+   (``SSO_SESSION_MISSING_OR_EXPIRED_ERROR``, wherever it is in the list) →
+   ``WorkspaceSsoError``. All keep every error and the partial ``data``.
 
 ``call_flow`` adds the two retries a call may make (rate limit, token refresh) as a generator
 that yields what to do next (``Send``, ``Sleep``, ``Refresh``) and does none of it itself.
@@ -40,6 +41,7 @@ from .errors import (
     SpeckleError,
     TransportError,
     UnauthorizedError,
+    WorkspaceSsoError,
 )
 
 __all__ = [
@@ -206,7 +208,8 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def _error_text(error: Mapping[str, Any]) -> str:
-    message = str(error.get("message") or "(no message)").strip()
+    # The server's sentence loses its full stop: ours follows it, and ".." reads as a slip.
+    message = str(error.get("message") or "(no message)").strip().rstrip(".") or "(no message)"
     path = error.get("path")
     where = f" (at {'.'.join(map(str, path))})" if isinstance(path, list) and path else ""
     return message + where
@@ -226,6 +229,10 @@ def error_from_errors(
     code = str(extensions.get("code") or "")
     more = f" (and {len(errors) - 1} more error(s) in .errors)" if len(errors) > 1 else ""
     kwargs: dict[str, Any] = {"server_url": server_url, "errors": errors, "data": data}
+    # A lapsed workspace SSO session wins wherever it is: it is the one cause with a known fix.
+    sso = next((e for e in errors if _extensions(e).get("code") == WorkspaceSsoError.CODE), None)
+    if sso is not None:
+        return WorkspaceSsoError.from_error(sso, **kwargs)
     if code == "FORBIDDEN" and isinstance(extensions.get("scope"), str) and extensions["scope"]:
         scope = str(extensions["scope"])
         return MissingScopeError(
@@ -454,9 +461,14 @@ def call_flow(
                 response.request.headers.get("Authorization", "")
             )
             if failure is not None:
+                # Our errors carry their own next step; anything else gets ours.
+                why = (
+                    str(failure)
+                    if isinstance(failure, SpeckleError)
+                    else f"{type(failure).__name__}: {failure}. {_SIGN_IN_AGAIN}"
+                )
                 raise InvalidTokenError(
-                    f"{server_url} refused the token and refreshing it failed "
-                    f"({type(failure).__name__}: {failure}). {_SIGN_IN_AGAIN}",
+                    f"{server_url} refused the token, and refreshing it failed: {why}",
                     server_url=server_url,
                     server_message=exc.server_message,
                 ) from failure

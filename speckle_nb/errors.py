@@ -13,12 +13,15 @@
     ├── GraphQLError                  ``errors`` in a GraphQL answer; keeps partial ``data``
     │   ├── MissingScopeError         ``FORBIDDEN`` naming a scope the token lacks
     │   ├── ForbiddenError            ``FORBIDDEN`` without a scope (role too low, …)
-    │   └── UnauthorizedError         ``UNAUTHORIZED`` (no token where one is needed)
+    │   ├── UnauthorizedError         ``UNAUTHORIZED`` (no token where one is needed)
+    │   └── WorkspaceSsoError         ``SSO_SESSION_MISSING_OR_EXPIRED_ERROR``: the workspace's
+    │                                 single sign-on session lapsed (no token refresh fixes it)
     └── SignInError                   an interactive sign-in did not complete
         ├── SignInDeniedError         the user pressed Deny
         ├── SignInExpiredError        the flow or the access code outlived its life
         ├── SignInTimeoutError        nobody finished signing in within the timeout
         ├── SignInSupersededError     a newer sign-in started in the same browser
+        ├── PortInUseError            the kernel cannot listen: another program has the port
         └── SignInCancelledError      the user cancelled
 
 Every message names the cause and the next step. No message, repr or attribute shown
@@ -28,6 +31,7 @@ the server's own words are kept (``server_message``) because they never contain 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,6 +44,7 @@ __all__ = [
     "LogoutError",
     "MissingScopeError",
     "NotSignedInError",
+    "PortInUseError",
     "RateLimitedError",
     "ServerError",
     "SignInCancelledError",
@@ -52,6 +57,7 @@ __all__ = [
     "TokenExchangeError",
     "TransportError",
     "UnauthorizedError",
+    "WorkspaceSsoError",
 ]
 
 
@@ -74,12 +80,12 @@ class ConfigurationError(SpeckleError):
 class NotSignedInError(SpeckleError):
     """No credentials for the server in this kernel."""
 
-    def __init__(self, server_url: str | None = None) -> None:
+    def __init__(self, server_url: str | None = None, *, note: str = "") -> None:
         where = f" to {server_url}" if server_url else ""
         super().__init__(
             f"Not signed in{where}. Run `speckle_nb.sign_in()` and click "
             "'Sign in to Speckle', or use a personal access token: `%load_ext speckle_nb` "
-            "then `%speckle_token set`.",
+            "then `%speckle_token set`." + (f" {note}" if note else ""),
             server_url=server_url,
         )
 
@@ -185,6 +191,76 @@ class UnauthorizedError(GraphQLError):
     """``UNAUTHORIZED``: the field needs a signed-in user."""
 
 
+class WorkspaceSsoError(GraphQLError):
+    """``SSO_SESSION_MISSING_OR_EXPIRED_ERROR``: the user's single sign-on session for a
+    workspace is missing or lapsed (7 days by default), so every token stops reaching that
+    workspace's projects until the user signs in to the workspace again in a browser.
+
+    ``workspace_slug`` is the workspace when the server named it; ``sso_url`` is where to sign
+    in again (``{server}/workspaces/{slug}/sso``), or ``None`` when the slug is unknown.
+    """
+
+    CODE = "SSO_SESSION_MISSING_OR_EXPIRED_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workspace_slug: str | None,
+        sso_url: str | None,
+        server_url: str | None = None,
+        errors: Sequence[Mapping[str, Any]] = (),
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, server_url=server_url, errors=errors, data=data)
+        self.workspace_slug = workspace_slug
+        self.sso_url = sso_url
+
+    @classmethod
+    def from_error(
+        cls,
+        error: Mapping[str, Any],
+        *,
+        server_url: str,
+        errors: Sequence[Mapping[str, Any]] = (),
+        data: Mapping[str, Any] | None = None,
+    ) -> WorkspaceSsoError:
+        """The error for one GraphQL error carrying ``CODE``, with the link to sign in again."""
+        slug = _sso_slug(error)
+        if slug is None:
+            where, url = "a workspace", None
+            step = f"Open {server_url}/workspaces and sign in to the workspace with single sign-on"
+        else:
+            where, url = f"the workspace {slug!r}", f"{server_url}/workspaces/{slug}/sso"
+            step = f"Sign in to it at {url}"
+        return cls(
+            f"Your single sign-on session for {where} on {server_url} is missing or has "
+            "expired, so its projects are hidden or refused; a new token does not help. "
+            f"{step}, then run this again.",
+            workspace_slug=slug,
+            sso_url=url,
+            server_url=server_url,
+            errors=errors,
+            data=data,
+        )
+
+
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+def _sso_slug(error: Mapping[str, Any]) -> str | None:
+    """The workspace slug: ``extensions.workspaceSlug`` (newer servers put it there), else the
+    message when it is a bare slug or ``CODE:slug`` (older servers sent the slug that way)."""
+    extensions = error.get("extensions")
+    named = extensions.get("workspaceSlug") if isinstance(extensions, Mapping) else None
+    for candidate in (named, error.get("message")):
+        if isinstance(candidate, str):
+            text = candidate.strip().rsplit(":", 1)[-1].strip()
+            if _SLUG.fullmatch(text):
+                return text
+    return None
+
+
 class SignInError(SpeckleError):
     """An interactive sign-in did not complete. ``reason`` is a short machine-readable word."""
 
@@ -204,6 +280,12 @@ class SignInExpiredError(SignInError):
 
 class SignInTimeoutError(SignInError):
     reason = "timeout"
+
+
+class PortInUseError(SignInError):
+    """The kernel could not listen for the sign-in: another program holds the port."""
+
+    reason = "port-busy"
 
 
 class SignInSupersededError(SignInError):

@@ -70,6 +70,9 @@ def _source_words(creds: Credentials) -> str:
 #: Something in a magic's line that looks like a token (a PAT / app token is 42 hex).
 _TOKENISH = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{42}(?![0-9A-Za-z])")
 
+#: ``# …`` at the start or after a space, to the end of the line (a URL's ``#`` is not one).
+_COMMENT = re.compile(r"(?:^|\s)#.*$")
+
 _HOW_TO_SIGN_IN = (
     "Not signed in to Speckle in this kernel. Run `speckle_nb.sign_in()` and click "
     "'Sign in to Speckle', or `%speckle_token set` to paste a personal access token."
@@ -158,6 +161,9 @@ class SpeckleMagics(magic.Magics):
         IPython's history): `set` asks with a hidden prompt, `--env VAR` reads a variable.
         `creds = %speckle_token` gives the Credentials object; its repr is masked.
         """
+        # A trailing `# comment` is for the reader (the docs' examples carry one): IPython
+        # hands it to a line magic as arguments, so drop it before argparse sees it.
+        line = _COMMENT.sub("", line)
         if _TOKENISH.search(line):
             _complain(
                 "%speckle_token: that looks like a token typed into the cell — cells are "
@@ -237,7 +243,7 @@ class SpeckleMagics(magic.Magics):
             )
             return
         session = _session()
-        creds = session.use_token(token, server_url, source="env")
+        creds = session.use_token(token, server_url, source="env", env_var=variable)
         saved = f" {session.remember(creds)}" if remember else ""
         _say(f"{_signed_in_line(creds)}, with the token from ${variable}.{saved}")
 

@@ -249,8 +249,13 @@ def parse_probe_response(response: httpx.Response) -> bool:
     return response.status_code == 200 and "html" not in content_type
 
 
-def parse_token_response(response: httpx.Response, server_url: str) -> TokenPair:
-    """``{"token", "refreshToken"}`` on 200; the server's ``{"err": …}`` words otherwise."""
+def parse_token_response(
+    response: httpx.Response, server_url: str, *, renewing: bool = False
+) -> TokenPair:
+    """``{"token", "refreshToken"}`` on 200; the server's ``{"err": …}`` words otherwise.
+
+    ``renewing``: the request renewed a token (no sign-in was under way, so the message must
+    not speak of one)."""
     raise_for_common(response, server_url)
     body = _json_or_none(response)
     if response.status_code == 200:
@@ -263,8 +268,18 @@ def parse_token_response(response: httpx.Response, server_url: str) -> TokenPair
             status_code=200,
         )
     message = _server_words(body) or f"HTTP {response.status_code}"
+    # The server's words are quoted and closed off, so they never run into our next step.
+    said = f'"{message}"' + ("" if message.endswith((".", "!", "?")) else ".")
+    if renewing:
+        text = (
+            f"{server_url} refused to renew the token; it said: {said} The refresh token was "
+            "revoked or has expired, or the app's secret changed. Sign in again with "
+            "`speckle_nb.sign_in()`."
+        )
+    else:
+        text = f"{server_url} refused the sign-in; it said: {said} {_exchange_hint(message)}"
     raise TokenExchangeError(
-        f"{server_url} refused the sign-in: {message} {_exchange_hint(message)}".rstrip(),
+        text,
         server_url=server_url,
         status_code=response.status_code,
         server_message=message,
@@ -320,7 +335,7 @@ def exchange_flow(app: App, access_code: str, challenge: Challenge) -> Flow[Toke
 
 def refresh_flow(app: App, refresh_token: str) -> Flow[TokenPair]:
     response = yield refresh_request(app, refresh_token)
-    return parse_token_response(response, app.server_url)
+    return parse_token_response(response, app.server_url, renewing=True)
 
 
 def logout_flow(server_url: str, token: str, refresh_token: str | None) -> Flow[None]:

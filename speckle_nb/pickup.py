@@ -251,23 +251,30 @@ class PickupClient:
     def ping(self) -> bool:
         """Does the speckle-nb extension answer at ``jupyter_url``? (``{"action": "ping"}``
         gets ``{"status": "ready"}`` from it; a server without it answers 404.)"""
+        return self.ping_info() is not None
+
+    def ping_info(self) -> dict[str, Any] | None:
+        """The extension's answer to a ping (``status``, ``version``, ``app_configured``), or
+        None when no speckle-nb extension answers, or one that does not take this kernel for
+        one of its own."""
         try:
             reply = self._http.post("speckle-nb/pickup", json={"action": "ping"}, timeout=5.0)
         except httpx.HTTPError:
-            return False
+            return None
         if reply.status_code != 200 or "x-speckle-nb" not in reply.headers:
-            return False
+            return None
         try:
             body = reply.json()
         except ValueError:
-            return False
+            return None
         # "kernel": false means the server does not take this kernel for one of its own (it
         # lacks the server's kernel key), so its pickup would be refused: sign in otherwise.
-        return (
+        ready = (
             isinstance(body, dict)
             and body.get("status") == "ready"
             and body.get("kernel") is not False
         )
+        return body if ready else None
 
     # ------------------------------------------------------------------ plumbing
 

@@ -18,9 +18,11 @@ retries; otherwise the error says to sign in again.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,7 +39,6 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .graphql import SpeckleClient
-    from .oauth import TokenPair
 
 __all__ = [
     "DEFAULT_SERVER_URL",
@@ -92,6 +93,13 @@ class Session:
         # Servers whose credentials this session saved with remember-me: refreshed tokens
         # are saved again, so the next kernel does not start from a stale pair.
         self._remembered: set[str] = set()
+        # When automatic refreshes replaced each server's pair: sign-out names what they left.
+        self._replaced: dict[str, list[float]] = {}
+        #: Set by ``sign_out()``: from then on ``client()`` no longer takes SPECKLE_TOKEN up
+        #: on its own (signed out means signed out); ``use_token`` and the magic still do.
+        self._env_token_off = False
+        #: server -> the environment variable its token came from (``%speckle_token --env X``).
+        self._env_vars: dict[str, str] = {}
         #: The Speckle server the Jupyter server extension is configured for, once a panel's
         #: status probe told us (the kernel cannot ask the Jupyter-authenticated route itself).
         self.extension_server_url: str | None = None
@@ -113,10 +121,6 @@ class Session:
         with self._lock:
             url = _normalize(server_url) if server_url else self._default
             return self._creds.get(url) if url else None
-
-    def get(self, server_url: str | None = None) -> Credentials | None:
-        """Same as ``credentials``."""
-        return self.credentials(server_url)
 
     def __repr__(self) -> str:
         with self._lock:
@@ -140,6 +144,21 @@ class Session:
                 listener.session_changed(server_url, creds, message)
             except Exception:  # one broken panel must not stop the others
                 log.exception("A sign-in panel failed to show the new session state")
+
+    def _failed(self, server_url: str, client: SpeckleClient, error: SpeckleError) -> None:
+        """A client of this session met a dead token or a lapsed workspace SSO session: tell
+        the panels that listen for it, so none keeps saying all is well. Then a dead token
+        (refused even after any refresh) is forgotten, so nothing offers it as a sign-in."""
+        for tell in [getattr(x, "session_problem", None) for x in list(self._listeners)]:
+            try:
+                if tell is not None:
+                    tell(server_url, error)
+            except Exception:
+                log.exception("A sign-in panel failed to show a problem with the sign-in")
+        with self._lock:
+            current = self._clients.get(server_url) is client  # not replaced meanwhile
+        if current and isinstance(error, InvalidTokenError):
+            self.forget(server_url)
 
     # ------------------------------------------------------------------ changes
 
@@ -171,6 +190,11 @@ class Session:
         with self._lock:
             self._remembered.add(creds.server_url)
         return f"Saved in {where}."
+
+    def is_remembered(self, server_url: str) -> bool:
+        """Whether this session knows ``server_url``'s credentials are saved with remember-me."""
+        with self._lock:
+            return server_url in self._remembered
 
     def mark_remembered(self, server_url: str) -> None:
         """``server_url``'s credentials came from remember-me: save refreshed tokens there too."""
@@ -208,23 +232,24 @@ class Session:
         Without any sign-in, ``SPECKLE_TOKEN`` is checked with the server and used. Raises
         ``NotSignedInError`` (saying how to sign in) when there is nothing to use.
         """
-        from .graphql import SpeckleClient
+        from .session_client import SessionClient
 
         with self._lock:
             url = _normalize(server_url) if server_url else self._default
             creds = self._creds.get(url) if url else None
-        if creds is None:
+        if creds is None and not self._env_token_off:
             creds = self._from_env(url)
         if creds is None:
-            raise NotSignedInError(url)
+            raise NotSignedInError(url, note=self._env_note())
         with self._lock:
             current = self._clients.get(creds.server_url)
             if current is None or current.closed:
-                current = SpeckleClient.from_credentials(
+                current = SessionClient.from_credentials(
                     creds,
                     token_refresher=self._refresher(creds.server_url)
                     if creds.refresh_token
                     else None,
+                    on_failure=functools.partial(self._failed, creds.server_url),
                 )
                 self._clients[creds.server_url] = current
             return current
@@ -247,17 +272,40 @@ class Session:
             ) from None
 
     def use_token(
-        self, token: str, server_url: str | None = None, *, source: Source = "token"
+        self,
+        token: str,
+        server_url: str | None = None,
+        *,
+        source: Source = "token",
+        env_var: str | None = None,
     ) -> Credentials:
         """Check ``token`` with the server (``activeUser``), then use it. A refused token
-        raises ``InvalidTokenError`` with the server's reason and changes nothing."""
+        raises ``InvalidTokenError`` with the server's reason and changes nothing.
+        ``env_var`` names the environment variable it was read from, for messages."""
         creds = self.validate(
             Credentials(
                 server_url=self.token_server(server_url), token=token.strip(), source=source
             )
         )
+        with self._lock:
+            if source == "env":
+                self._env_vars[creds.server_url] = env_var or "SPECKLE_TOKEN"
+            else:
+                self._env_vars.pop(creds.server_url, None)
         self.store(creds)
         return creds
+
+    def _env_note(self, variable: str | None = None) -> str:
+        """After a sign-out: says that a token variable is still set and how to use it on
+        purpose (the variable's value never appears)."""
+        name = variable or "SPECKLE_TOKEN"
+        if not self._env_token_off or not os.environ.get(name, "").strip():
+            return ""
+        return (
+            f"{name} is still set in this kernel's environment, but after `sign_out()` it is "
+            f"not used on its own. To use it on purpose: `%speckle_token --env {name}` (after "
+            f"`%load_ext speckle_nb`) or `speckle_nb.use_token(os.environ[{name!r}])`."
+        )
 
     def validate(self, creds: Credentials) -> Credentials:
         """``creds`` with the user the server says the token belongs to; raises when refused.
@@ -295,8 +343,12 @@ class Session:
         server by default; tokens the user brought only with ``revoke=True``."""
         with self._lock:
             targets = [_normalize(server_url)] if server_url else list(self._creds)
+            self._env_token_off = True
         if not targets:
-            return "Not signed in to any Speckle server; nothing to sign out of."
+            note = self._env_note()
+            return "Not signed in to any Speckle server; nothing to sign out of." + (
+                f" {note}" if note else ""
+            )
         lines: list[str] = []
         for url in targets:
             creds = self.forget(url)
@@ -304,7 +356,15 @@ class Session:
                 lines.append(f"Not signed in to {url}; nothing to sign out of.")
                 continue
             forgotten = self._unremember_quietly(url)
-            line = self._revoke_line(creds, revoke) + forgotten
+            with self._lock:
+                variable = self._env_vars.pop(url, None)
+            note = self._env_note(variable)
+            line = (
+                self._revoke_line(creds, revoke, variable)
+                + self._replaced_note(url)
+                + forgotten
+                + (f" {note}" if note else "")
+            )
             lines.append(line)
             self._notify(url, None, line)
         return "\n".join(lines)
@@ -323,14 +383,17 @@ class Session:
         note = self.unremember(url)
         return f" {note}" if note.startswith("Could not") else " The remembered copy was removed."
 
-    def _revoke_line(self, creds: Credentials, revoke: bool | None) -> str:
+    def _revoke_line(
+        self, creds: Credentials, revoke: bool | None, variable: str | None = None
+    ) -> str:
         url = creds.server_url
         should = creds.obtained_by_us if revoke is None else revoke
         if not should:
+            brought = variable or _SOURCE_WORDS.get(creds.source, creds.source)
             why = (
                 "as asked (revoke=False)"
                 if revoke is False
-                else f"because you brought it ({_SOURCE_WORDS.get(creds.source, creds.source)})"
+                else f"because you brought it ({brought})"
             )
             return (
                 f"Signed out of {url}: forgotten in this kernel. The token was not revoked "
@@ -345,7 +408,9 @@ class Session:
         except LogoutError as exc:
             return (
                 f"Signed out of {url}: forgotten in this kernel. The server did not revoke the "
-                f"token ({exc.server_message}); it may have been revoked already."
+                f"token ({exc.server_message}): it may have been revoked already, and its refresh "
+                "token, not revoked now, may still be valid. To be sure, revoke this app's access "
+                f"under Developer settings on {url}."
             )
         except SpeckleError as exc:
             return (
@@ -353,6 +418,13 @@ class Session:
                 f"revoked ({exc}). Revoke it under Developer settings on {url}."
             )
         return f"Signed out of {url}: the token was revoked at the server and forgotten here."
+
+    def _replaced_note(self, url: str) -> str:
+        """What automatic refreshes left valid at the server (nothing, if none happened)."""
+        from .renew import left_valid
+
+        with self._lock:
+            return left_valid(url, self._replaced.pop(url, []))
 
     # ------------------------------------------------------------------ refresh
 
@@ -362,12 +434,16 @@ class Session:
                 creds = self._creds.get(server_url)
             if creds is None or not creds.refresh_token:
                 raise NotSignedInError(server_url)
+            from .renew import refresh_tokens
+
             pair = refresh_tokens(creds)
             new = creds.with_tokens(pair.token, pair.refresh_token or creds.refresh_token)
             with self._lock:
                 if self._creds.get(server_url) is creds:
                     self._creds[server_url] = new
                 remembered = server_url in self._remembered
+                self._replaced.setdefault(server_url, []).append(time.time())
+            # The old refresh token stays valid and cannot be revoked now (renew.left_valid).
             log.info("speckle-nb: refreshed the token for %s", server_url)
             if remembered:
                 self.remember(new)
@@ -383,7 +459,10 @@ class Session:
             self._clients.clear()
             self._default = None
             self._remembered.clear()
+            self._replaced.clear()
             self.extension_server_url = None
+            self._env_token_off = False
+            self._env_vars.clear()
         for old in clients:
             old.close()
 
@@ -395,59 +474,6 @@ _SOURCE_WORDS = {
     "remembered": "remembered on this computer",
     "local": "a Speckle desktop/specklepy account",
 }
-
-
-def refresh_tokens(creds: Credentials) -> TokenPair:
-    """A new token pair for ``creds``: through the Jupyter server extension (it holds the
-    app secret) or in the kernel with the app from its environment, whichever serves the
-    app the credentials belong to. Raises ``ConfigurationError`` when neither can."""
-    if not creds.refresh_token:
-        raise InvalidTokenError(
-            f"{creds.server_url} refused the token and there is no refresh token to renew it.",
-            server_url=creds.server_url,
-        )
-    routes = [_refresh_via_extension, _refresh_in_kernel]
-    if creds.source != "sign-in":  # obtained in the kernel (paste/loopback): its app is here
-        routes.reverse()
-    for route in routes:
-        pair = route(creds)
-        if pair is not None:
-            return pair
-    raise ConfigurationError(
-        f"The token for {creds.server_url} needs renewing, but neither a Jupyter server "
-        "extension nor the app's secret (SPECKLE_APP_SECRET) is available to this kernel. "
-        "Sign in again with `speckle_nb.sign_in()`.",
-        server_url=creds.server_url,
-    )
-
-
-def _refresh_via_extension(creds: Credentials) -> TokenPair | None:
-    from .discovery import find_jupyter_server
-    from .pickup import PickupClient
-
-    server = find_jupyter_server()
-    if server is None:
-        return None
-    pickup = PickupClient(server.url)
-    if not pickup.ping():
-        return None
-    assert creds.refresh_token is not None
-    return pickup.refresh(creds.server_url, creds.refresh_token)
-
-
-def _refresh_in_kernel(creds: Credentials) -> TokenPair | None:
-    from .fallback import kernel_app_from_env
-
-    app = kernel_app_from_env()
-    if app is None or app.server_url != creds.server_url or not app.app_secret:
-        return None
-    if creds.app_id is not None and creds.app_id != app.app_id:
-        return None
-    from .oauth import AuthClient
-
-    assert creds.refresh_token is not None
-    with AuthClient() as auth:
-        return auth.refresh(app, creds.refresh_token)
 
 
 # ---------------------------------------------------------------------- the kernel's session

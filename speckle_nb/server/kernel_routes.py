@@ -65,11 +65,13 @@ class KernelRoutes(ServiceCore):
         if isinstance(body, dict) and body.get("action") == "ping":
             # the kernel asks whether the extension is here (answered quietly: a 4xx would be
             # a WARNING line in the server log for every sign_in()), and whether it counts as
-            # one of this server's kernels (else it must sign in another way)
+            # one of this server's kernels (else it must sign in another way); without an
+            # app, the kernel signs in with Speckle's built-in one
             return 200, {
                 "status": "ready",
                 "version": __version__,
                 "kernel": self.is_kernel(kernel_key),
+                "app_configured": bool(self.settings.app_id),
             }
         if not self.is_kernel(kernel_key):
             return self.refuse_non_kernel("pickup", kernel_key)

@@ -7,6 +7,8 @@
 
 const CHANNEL = "speckle-nb";
 const CLOSED_GRACE_MS = 2500;
+// How long the kernel has to answer the panel's ping after its connection changed.
+const KERNEL_ANSWER_MS = 8000;
 // Authorize URLs of the paste and loopback modes, by flow id. They hold the challenge, so
 // the kernel sends them as one-off messages and they live only in this page's memory.
 const authorizeUrls = new Map();
@@ -73,6 +75,7 @@ function render({ model, el }) {
     pending: false, // a message is on its way; the kernel's answer re-enables the buttons
     lastState: model.get("state"),
     status: null, // GET speckle-nb/status, when the extension answers
+    kernelGone: false, // the kernel behind this panel restarted or stopped: nothing here works
   };
   const timers = new Set();
   const send = (type, extra = {}) => model.send({ type, request: model.get("request_id"), ...extra });
@@ -311,12 +314,53 @@ function render({ model, el }) {
     );
   }
 
+  // The Speckle server the kernel's own ways sign in to: typed, or picked from the servers
+  // signed in to before. (The extension signs in where its administrator allows.)
+  const serverInput = h("input", {
+    type: "url",
+    class: "snb-input snb-server",
+    autocomplete: "off",
+    spellcheck: "false",
+    "aria-label": "Speckle server",
+    list: `snb-servers-${Math.random().toString(36).slice(2)}`,
+  });
+  const serverList = h("datalist", { id: serverInput.getAttribute("list") });
+
+  function serverPicker() {
+    const current = model.get("server_url") || "";
+    if (document.activeElement !== serverInput) serverInput.value = current;
+    serverList.replaceChildren(
+      ...(model.get("server_choices") || []).map((url) => h("option", { value: String(url) })),
+    );
+    const form = h(
+      "form",
+      {
+        class: "snb-row snb-server-picker",
+        onsubmit: (event) => {
+          event.preventDefault();
+          const value = serverInput.value.trim();
+          if (!value || value === current) return;
+          local.pending = true;
+          send("set-server", { server_url: value });
+          update();
+        },
+      },
+      h("label", { class: "snb-hint" }, "Speckle server: "),
+      serverInput,
+      serverList,
+      h("button", { type: "submit", class: "snb-button" }, "Change"),
+    );
+    form.lastChild.disabled = local.pending;
+    return form;
+  }
+
   function rememberToggle() {
     rememberBox.checked = Boolean(model.get("remember"));
     return h("label", { class: "snb-remember" }, rememberBox, " Remember me on this computer");
   }
 
   function viewState() {
+    if (local.kernelGone) return "gone";
     const state = model.get("state");
     if (state === "signed_in") return "signed_in";
     if (local.problem) return "problem";
@@ -347,10 +391,19 @@ function render({ model, el }) {
             }),
       );
     }
+    if (mode !== "extension") parts.push(serverPicker());
     const picker = sourcesPicker();
     if (picker) parts.push(picker);
     parts.push(rememberToggle());
     return parts;
+  }
+
+  // Where the browser lands after consent in the paste ways (the page will not load there).
+  function landingText() {
+    const redirect = model.get("redirect_url_hint");
+    if (!redirect) return "the address your browser lands on (it contains access_code=)";
+    const shown = /^https?:\/\/[^/?#]+$/i.test(redirect) ? `${redirect}/` : redirect;
+    return `the address your browser lands on, ${shown}?access_code=… (that page will not load; this is expected)`;
   }
 
   function waitingView() {
@@ -371,9 +424,7 @@ function render({ model, el }) {
     }
     if (mode === "paste") {
       parts.push(
-        pasteForm(
-          "Sign in in the new window. Then copy the address your browser lands on (it contains access_code=) and paste it here:",
-        ),
+        pasteForm(`Sign in in the new window. Then copy ${landingText()} from the address bar and paste it here:`),
       );
     }
     parts.push(
@@ -394,7 +445,10 @@ function render({ model, el }) {
         h("p", { class: "snb-hint" }, "The cell waits for this sign-in; to stop it, interrupt the kernel."),
       );
     }
-    if (mode === "loopback") {
+    if (mode === "loopback" && model.get("paste_too")) {
+      // The kernel cannot tell where the browser runs: listener and paste field together.
+      parts.push(pasteForm(`If the window ends on a page that does not load, copy ${landingText()} and paste it here:`));
+    } else if (mode === "loopback") {
       parts.push(
         local.pasteOpen
           ? pasteForm("Browser on another computer? Paste the address it landed on:")
@@ -457,6 +511,7 @@ function render({ model, el }) {
       h("p", { class: "snb-next" }, problem.next),
       h("div", { class: "snb-row" }, again),
     ];
+    if (model.get("mode") !== "extension") parts.push(serverPicker()); // a mistyped server
     parts.push(
       local.tokenOpen
         ? tokenForm()
@@ -468,13 +523,28 @@ function render({ model, el }) {
     return parts;
   }
 
+  function goneView() {
+    // The kernel that held this sign-in is gone, and with it the credentials: say so rather
+    // than show a "Signed in" whose buttons reach nobody.
+    heading.textContent = "This panel's kernel is gone";
+    return [
+      h("p", { class: "snb-error" }, "The kernel was restarted or shut down: this panel no longer signs in or out, and the new kernel is not signed in."),
+      h("p", { class: "snb-next" }, "Run the cell again to get a working panel."),
+    ];
+  }
+
   function adminInfo(how) {
-    const redirect = (local.status && local.status.redirect_url) || model.get("redirect_url_hint");
-    admin.hidden = !redirect && !how;
+    const extension = model.get("mode") === "extension";
+    const redirect = extension
+      ? (local.status && local.status.redirect_url) || model.get("redirect_url_hint")
+      : "";
+    const lines = model.get("details") || [];
+    admin.hidden = !redirect && !how && !lines.length;
     if (admin.hidden) return;
     admin.replaceChildren(
       h("summary", {}, "details"),
       ...(how ? [h("p", {}, how)] : []),
+      ...(lines.length ? [h("ul", { class: "snb-details" }, ...lines.map((l) => h("li", {}, String(l))))] : []),
       ...(redirect
         ? [h("p", {}, "Redirect URL to register for the Speckle app: ", h("code", {}, redirect))]
         : []),
@@ -486,14 +556,15 @@ function render({ model, el }) {
     root.dataset.state = view;
     root.setAttribute("aria-busy", String(Boolean(model.get("busy"))));
     let parts;
-    if (view === "signed_in") parts = signedInView();
+    if (view === "gone") parts = goneView();
+    else if (view === "signed_in") parts = signedInView();
     else if (view === "waiting") parts = waitingView();
     else if (view === "error")
       parts = errorView({ message: model.get("message"), next: model.get("next_step") });
     else if (view === "problem") parts = errorView(local.problem);
     else parts = idleView();
     body.replaceChildren(...parts);
-    const showMessage = view !== "error";
+    const showMessage = view !== "error" && view !== "gone";
     messageLine.textContent = showMessage ? model.get("message") : "";
     messageLine.hidden = !messageLine.textContent;
     // The usual path needs no explaining; a fallback says up front why it was taken.
@@ -520,13 +591,39 @@ function render({ model, el }) {
   }
   const traits = ["state", "mode", "mode_reason", "server_url", "user_name", "user_email", "avatar_url",
     "scopes", "message", "error_reason", "next_step", "request_id", "start_path", "redirect_url_hint",
-    "remember", "sources", "busy"];
+    "remember", "sources", "busy", "details", "paste_too", "builtin_app", "server_choices"];
   for (const t of traits) model.on(`change:${t}`, onChange);
   const onMsg = (msg) => {
+    if (msg && msg.type === "pong") {
+      clearTimeout(pingTimer);
+      pingTimer = null;
+      local.kernelGone = false;
+    }
     rememberUrls(msg);
     update();
   };
   model.on("msg:custom", onMsg);
+  // ipywidgets tells a model when its kernel connection changes ("comm_live_update": the
+  // kernel restarting, or dying), but the flag it sets does not stay down across a restart in
+  // JupyterLab 4. So ask the kernel itself: the panel's kernel side answers a ping; a new
+  // kernel has never heard of this panel and says nothing. A late answer (a busy kernel)
+  // brings the panel back.
+  let pingTimer = null;
+  const onCommLive = () => {
+    if (pingTimer !== null) return;
+    pingTimer = setTimeout(() => {
+      pingTimer = null;
+      stopWatching();
+      local.kernelGone = true;
+      update();
+    }, KERNEL_ANSWER_MS);
+    try {
+      model.send({ type: "ping" });
+    } catch {
+      // no connection at all: the timer says the kernel is gone
+    }
+  };
+  model.on("comm_live_update", onCommLive);
 
   let channel = null;
   if (typeof BroadcastChannel === "function") {
@@ -573,6 +670,7 @@ function render({ model, el }) {
       send("extension-status", {
         server_url: String(local.status.server_url || ""),
         redirect_url: String(local.status.redirect_url || ""),
+        app_configured: local.status.app_configured !== false,
       });
       update();
     } catch {
@@ -588,6 +686,8 @@ function render({ model, el }) {
     stopWatching();
     for (const t of traits) model.off(`change:${t}`, onChange);
     model.off("msg:custom", onMsg);
+    model.off("comm_live_update", onCommLive);
+    clearTimeout(pingTimer);
     if (channel) channel.close();
   };
 }

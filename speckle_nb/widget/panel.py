@@ -11,7 +11,8 @@ What crosses the comm, and what never does:
   the start path. Never a token, refresh token, access code, pasted URL or challenge.
 * **View → kernel messages** (``model.send``), each handled once and never stored:
   ``ready``, ``opened``, ``nudge``, ``cancel``, ``window-closed``, ``no-extension``,
-  ``extension-status``, ``try-again``, ``sign-out``, ``use-source``, and the two that carry a
+  ``extension-status``, ``try-again``, ``sign-out``, ``use-source``, ``ping`` (answered
+  ``pong``: the view checks the kernel still has this panel), and the two that carry a
   secret — ``token`` and ``paste-url`` — whose value the view clears from its field at once.
 * **Kernel → view messages**: ``{"type": "authorize-url", "flow", "url"}`` in the paste and
   loopback modes. That URL holds the challenge, which for Speckle's plain method *is* the
@@ -36,12 +37,13 @@ from ..errors import (
     SignInError,
     SpeckleError,
     TransportError,
+    WorkspaceSsoError,
 )
 
 if TYPE_CHECKING:
     from ..credentials import Credentials
 
-__all__ = ["MODES", "STATES", "SignInPanel", "next_step_for", "reason_of"]
+__all__ = ["MODES", "STATES", "SignInPanel", "message_for", "next_step_for", "reason_of"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,18 @@ class SignInPanel(anywidget.AnyWidget):
     redirect_url_hint = traitlets.Unicode("", help="The redirect URL an admin registers.").tag(
         sync=True
     )
+    details = traitlets.List(
+        traitlets.Unicode(), help="Which app signs in and why; why not each other way."
+    ).tag(sync=True)
+    paste_too = traitlets.Bool(
+        False, help="Offer the paste field beside the listener (browser maybe elsewhere)."
+    ).tag(sync=True)
+    builtin_app = traitlets.Bool(
+        False, help="Signing in with Speckle's built-in app (Desktop Connectors)."
+    ).tag(sync=True)
+    server_choices = traitlets.List(
+        traitlets.Unicode(), help="Speckle servers the picker offers."
+    ).tag(sync=True)
     remember = traitlets.Bool(False, help="Keep the credentials for later kernels.").tag(sync=True)
     sources = traitlets.List(traitlets.Dict(), help="[{id, label}] to switch to.").tag(sync=True)
     busy = traitlets.Bool(False, help="The kernel is working on a request from the view.").tag(
@@ -125,6 +139,9 @@ class SignInPanel(anywidget.AnyWidget):
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Sequence[Any]) -> None:
         if not isinstance(content, Mapping) or not isinstance(content.get("type"), str):
             return
+        if content["type"] == "ping":  # the view asks whether this kernel still has the panel
+            self.send_private({"type": "pong"})
+            return
         if self._handler is None:
             self.set_error(
                 "This panel is not connected to a sign-in.",
@@ -145,7 +162,7 @@ class SignInPanel(anywidget.AnyWidget):
         try:
             self._handler(content)
         except SpeckleError as exc:
-            self.set_error(str(exc), reason=reason_of(exc))
+            self.set_error(message_for(exc), reason=reason_of(exc))
         except Exception as exc:
             # A bug of ours: keep the traceback for the kernel log, show the type only.
             log.exception("The sign-in panel could not handle a %r message", content.get("type"))
@@ -219,6 +236,24 @@ class SignInPanel(anywidget.AnyWidget):
             **traits,
         )
 
+    def show_session_problem(self, error: SpeckleError, *, by_sign_in: bool, **traits: Any) -> None:
+        """The signed-in token stopped working (``InvalidTokenError`` after any refresh): no
+        longer "Signed in", one next step. A lapsed workspace SSO session (``WorkspaceSsoError``)
+        leaves the rest working: stay signed in and say what to do for that workspace."""
+        if isinstance(error, WorkspaceSsoError):
+            self.update(message=str(error))
+            return
+        reason = "token-dead" if by_sign_in else "invalid-token"
+        where = self.server_url or error.server_url or "The Speckle server"
+        cleared: dict[str, Any] = dict(_USER_TRAITS)  # nobody is signed in any more
+        self.set_error(
+            f"{where} no longer accepts the token this kernel signed in with: it was revoked "
+            "or has expired.",
+            reason=reason,
+            **cleared,
+            **traits,
+        )
+
     def send_private(self, content: dict[str, Any]) -> None:
         """A one-off custom message to the views: delivered now, stored nowhere."""
         if self.comm is not None:
@@ -273,8 +308,9 @@ _NEXT_STEPS: dict[str, str] = {
     "cancelled": "Click Try again to start over.",
     "window-closed": "Click Try again to reopen the sign-in window.",
     "unreachable": "Check the server URL and your network, then click Try again.",
-    "invalid-token": "Check the token (copy it again from your Speckle profile's Developer "
-    "settings), or sign in with the button instead.",
+    "invalid-token": "Copy a valid token from Developer settings on your Speckle server, "
+    "then click Try again and paste it.",
+    "token-dead": "Click Try again to sign in again.",
     "configuration": "Fix the setting named above, restart the kernel, then run "
     "`speckle_nb.sign_in()` again.",
     "failed": "Click Try again. If it keeps failing, sign in with a personal access token.",
@@ -292,6 +328,15 @@ def reason_of(exc: BaseException) -> str:
     if isinstance(exc, ConfigurationError):
         return "configuration"
     return "failed"
+
+
+def message_for(exc: SpeckleError) -> str:
+    """The panel's status line for ``exc``: its message, except where that names next steps
+    of its own while ``next_step`` shows the panel's one (a refused token)."""
+    if isinstance(exc, InvalidTokenError):
+        said = f', saying "{exc.server_message}"' if exc.server_message else ""
+        return f"{exc.server_url or 'The Speckle server'} refused the token{said}"
+    return str(exc)
 
 
 def next_step_for(reason: str) -> str:

@@ -56,6 +56,7 @@ _KERNEL_READY = """() => {
 }"""
 
 _PROMPT_DONE = re.compile(r"\[\d+\]")
+_PROMPT_RUNNING = re.compile(r"\[\*\]")
 
 
 def write_notebook(path: Path, sources: Sequence[str]) -> Path:
@@ -133,14 +134,26 @@ class NotebookPage:
     def _prompt(self, index: int) -> str:
         return self.cell(index).locator(".jp-InputPrompt").inner_text().strip()
 
-    def run_cell(self, index: int, *, timeout: float = 30.0) -> None:
-        """Click into cell ``index``, Shift+Enter, and wait until its prompt shows ``[n]``."""
+    def run_cell(self, index: int, *, timeout: float = 30.0, finish: bool = True) -> None:
+        """Click into cell ``index``, Shift+Enter, and wait until its prompt shows ``[n]``
+        (``finish=False``: only until it shows ``[*]``, for a cell that blocks, such as
+        ``sign_in(wait=True)``)."""
         before = self._prompt(index)
         self.wait_kernel_ready()
         self.cell(index).locator(".cm-content").click()
         self.page.keyboard.press("Shift+Enter")
+        done = _PROMPT_DONE if finish else _PROMPT_RUNNING
         wait_until(
-            lambda: (p := self._prompt(index)) != before and _PROMPT_DONE.search(p),
+            lambda: (p := self._prompt(index)) != before and done.search(p),
+            timeout=timeout,
+            what=f"cell {index} to {'finish' if finish else 'start'} running",
+            interval=0.05,
+        )
+
+    def wait_cell_done(self, index: int, *, timeout: float = 30.0) -> None:
+        """Wait until cell ``index`` (started with ``finish=False``) shows ``[n]``."""
+        wait_until(
+            lambda: _PROMPT_DONE.search(self._prompt(index)),
             timeout=timeout,
             what=f"cell {index} to finish running",
             interval=0.05,

@@ -85,10 +85,13 @@ def getting_started(tmp_path: Path) -> tuple[Path, int, int]:
     return path, sign_in, whoami
 
 
-def open_panel(run: BrowserRun, path: Path, sign_in_cell: int, context: Any = None) -> Panel:
-    """Open the notebook in a new page, run the sign-in cell, return its idle panel."""
+def open_panel(
+    run: BrowserRun, path: Path, sign_in_cell: int, context: Any = None, *, blocks: bool = False
+) -> Panel:
+    """Open the notebook in a new page, run the sign-in cell, return its idle panel
+    (``blocks``: the cell waits in ``sign_in(wait=True)`` until signed in)."""
     nb = NotebookPage(run.new_page(context), run.jupyter.server, path).open()
-    nb.run_cell(sign_in_cell)
+    nb.run_cell(sign_in_cell, finish=not blocks)
     panel = Panel(nb, sign_in_cell)
     panel.expect_state("idle")
     expect(panel.button(SIGN_IN_BUTTON)).to_be_enabled()
@@ -114,7 +117,8 @@ def sign_in_fully(run: BrowserRun, panel: Panel, person: Person = DEMO) -> None:
 
 def test_1_sign_in_from_getting_started(run: BrowserRun, jupyter: Jupyter, tmp_path: Path) -> None:
     path, sign_in_cell, whoami_cell = getting_started(tmp_path)
-    panel = open_panel(run, path, sign_in_cell)
+    # The notebook signs in with wait=True (so Run All works): the cell runs until signed in.
+    panel = open_panel(run, path, sign_in_cell, blocks=True)
     docs = jupyter.flavor == "lab"  # the README shows JupyterLab
     run.shot_panel(panel, "panel-idle", docs=docs)
 
@@ -128,6 +132,7 @@ def test_1_sign_in_from_getting_started(run: BrowserRun, jupyter: Jupyter, tmp_p
     panel.expect_state("signed_in")
     expect(panel.root).to_contain_text(signed_in_text(DEMO, run.dev.url))
     expect(panel.button("Sign out")).to_be_visible()
+    panel.nb.wait_cell_done(sign_in_cell)
     run.shot_panel(panel, "panel-signed-in", docs=docs)
 
     assert whoami(panel, whoami_cell) == DEMO.name

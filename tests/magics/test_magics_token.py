@@ -308,3 +308,41 @@ def test_describe_lists_scopes_when_known() -> None:
     assert "scopes: streams:read, profile:read" in text
     assert "revoked at the server on sign-out" in text
     assert "f" * 42 not in text
+
+
+def test_a_doc_line_with_a_trailing_comment_works_when_copied(
+    ip: Any,
+    devserver: DevServer,
+    pat: Callable[..., str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/usage.md shows `%speckle_token --env MY_SPECKLE_TOKEN  # from an environment
+    variable`: pasted as it stands, it signs in (IPython hands the comment to the magic)."""
+    token = pat()
+    monkeypatch.setenv("MY_SPECKLE_TOKEN", token)
+    _, out, err = run(
+        ip, "%speckle_token --env MY_SPECKLE_TOKEN  # from an environment variable", capsys
+    )
+    assert err == ""
+    assert f"Signed in to {devserver.url}" in out
+    _, out, err = run(ip, "%speckle_token    # who is signed in where", capsys)
+    assert err == ""
+    assert f"Signed in to {devserver.url}" in out
+    assert_nowhere(ip, token, out, err)
+
+
+def test_sign_out_names_the_variable_the_token_came_from(
+    ip: Any,
+    devserver: DevServer,
+    pat: Callable[..., str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = pat()
+    monkeypatch.setenv("OTHER_SPECKLE_PAT", token)
+    run(ip, "%speckle_token --env OTHER_SPECKLE_PAT", capsys)
+    _, out, err = run(ip, "%speckle_token clear", capsys)
+    assert "because you brought it (OTHER_SPECKLE_PAT)" in out
+    assert "SPECKLE_TOKEN)" not in out
+    assert_nowhere(ip, token, out, err)

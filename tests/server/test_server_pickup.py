@@ -252,6 +252,9 @@ async def test_refresh_refusal_quotes_the_server(jp_fetch: Any) -> None:
     assert body["reason"] == "refused"
     assert body["server_message"] == "Invalid request"
     assert "Sign in again" in body["message"]
+    # A refresh is not a sign-in, and the server's words end before our next step starts.
+    assert "refused the sign-in" not in body["message"]
+    assert 'it said: "Invalid request".' in body["message"]
 
 
 async def test_refresh_never_sends_the_secret_to_another_server(
@@ -282,6 +285,11 @@ async def test_ping_answers_quietly_without_a_login(
         headers=kernel_headers(),
     )
     assert reply.code == 200
-    assert json.loads(reply.body) == {"status": "ready", "version": "0.1.0", "kernel": True}
+    assert json.loads(reply.body) == {
+        "status": "ready",
+        "version": "0.1.0",
+        "kernel": True,
+        "app_configured": True,
+    }
     assert reply.headers["X-Speckle-NB"] == "0.1.0"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
