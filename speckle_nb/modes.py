@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from .hub_source import HubService
     from .oauth import App
 
 __all__ = ["Mode", "ModeChoice", "choose_fallback", "choose_mode"]
@@ -31,6 +32,8 @@ class ModeChoice:
     redirect_url: str | None = None
     #: Why the extension is not used (fallback modes), to build on when a fallback fails too.
     why: str = ""
+    #: The JupyterHub speckle-nb service stands in for the extension (``hub_source``).
+    hub_service: HubService | None = None
 
 
 def choose_mode(server_url: str | None = None) -> ModeChoice:
@@ -38,7 +41,11 @@ def choose_mode(server_url: str | None = None) -> ModeChoice:
     fallback chain: loopback (an app with a localhost redirect), paste (another app),
     token (no app)."""
     from .discovery import find_jupyter_server
+    from .hub_source import hub_service_choice
 
+    hub = hub_service_choice()
+    if hub is not None:  # on a hub with the speckle-nb service, it alone holds the app
+        return hub
     server = find_jupyter_server()
     if server is None:
         why = (

@@ -216,6 +216,10 @@ class Session:
         if creds is None:
             creds = self._from_env(url)
         if creds is None:
+            from .hub_source import hub_login_credentials
+
+            creds = hub_login_credentials(self, url)
+        if creds is None:
             raise NotSignedInError(url)
         with self._lock:
             current = self._clients.get(creds.server_url)
@@ -325,6 +329,10 @@ class Session:
 
     def _revoke_line(self, creds: Credentials, revoke: bool | None) -> str:
         url = creds.server_url
+        if creds.source == "hub":  # the hub's login holds it: never revoked from a kernel
+            from .hub_source import sign_out_line
+
+            return sign_out_line(creds)
         should = creds.obtained_by_us if revoke is None else revoke
         if not should:
             why = (
@@ -406,9 +414,12 @@ def refresh_tokens(creds: Credentials) -> TokenPair:
             f"{creds.server_url} refused the token and there is no refresh token to renew it.",
             server_url=creds.server_url,
         )
+    from .hub_source import refresh_via_hub
+
     routes = [_refresh_via_extension, _refresh_in_kernel]
     if creds.source != "sign-in":  # obtained in the kernel (paste/loopback): its app is here
         routes.reverse()
+    routes.insert(0, refresh_via_hub)  # None unless a JupyterHub setup holds the app
     for route in routes:
         pair = route(creds)
         if pair is not None:

@@ -128,7 +128,8 @@ class SignInController:
             from .pickup import PickupClient
 
             assert choice.jupyter_url is not None  # choose_mode found it
-            self._pickup = PickupClient(choice.jupyter_url)
+            hub = choice.hub_service
+            self._pickup = hub.pickup_client() if hub else PickupClient(choice.jupyter_url)
         return {
             "mode": choice.mode,
             "mode_reason": choice.reason,
@@ -177,7 +178,8 @@ class SignInController:
             traits = {
                 "request_id": request.request_id,
                 "pickup_hash": request.pickup_hash,
-                "start_path": request.start_path(),
+                "start_path": (hub.start_prefix if (hub := self.choice.hub_service) else "")
+                + request.start_path(),
             }
         elif self.mode in ("paste", "loopback"):
             from .fallback import prepare_fallback_sign_in
@@ -739,6 +741,13 @@ def sign_in(
     note = "Already signed in."
     if creds is None:
         creds, note = _recall(session, target)
+    if creds is None:
+        from .hub_source import hub_login_credentials
+
+        creds = hub_login_credentials(session, target, explicit=True)
+    if creds is not None and creds.source == "hub":
+        who = creds.user.name if creds.user and creds.user.name else "your hub user"
+        note = f"Signed in through JupyterHub as {who}."
     if creds is not None:
         controller.server_url = creds.server_url
         panel.set_signed_in(creds, note, sources=controller.sources(creds))

@@ -160,6 +160,7 @@ class Hub:
         named_environment: Mapping[str, Mapping[str, str]] | None = None,
         port: int | None = None,
         extra: str = "",
+        hub_env: Mapping[str, str] | None = None,
     ) -> Hub:
         root.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
@@ -178,6 +179,7 @@ class Hub:
         (root / "jupyterhub_config.py").write_text(config)
         log_path = root / "hub.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+        env.update(hub_env or {})
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "jupyterhub", "-f", str(root / "jupyterhub_config.py")],
