@@ -238,18 +238,44 @@ def hub_login_credentials(
     return creds
 
 
+def _renew_at_hub() -> None:
+    """Ask the hub to renew this user's token now (``speckle_nb.hub.renew``)."""
+    found = _hub_api()
+    if found is None:
+        return
+    api, user, token = found
+    try:
+        with httpx.Client(timeout=30, trust_env=False) as http:
+            reply = http.post(
+                f"{api}/speckle-nb/users/{quote(user, safe='')}/renew",
+                headers={"Authorization": f"token {token}"},
+            )
+    except httpx.HTTPError as exc:
+        raise errors.TransportError(
+            f"JupyterHub's API at {api} could not be reached ({type(exc).__name__})."
+        ) from None
+    if reply.status_code == 409:
+        try:
+            why = str(reply.json().get("message") or "")
+        except ValueError:
+            why = ""
+        raise errors.InvalidTokenError(
+            f"{why or 'JupyterHub could not renew your Speckle sign-in.'} {RELOGIN}"
+        )
+
+
 def refresh_via_hub(creds: Credentials) -> TokenPair | None:
     """A working token pair from the hub side: the service refreshes with the app secret;
     under Speckle login the hub renews ``auth_state`` and the kernel reads it again."""
     from .oauth import TokenPair
 
     if creds.source == "hub":
-        state = read_auth_state()
-        fresh = _credentials_from(state or {})
+        _renew_at_hub()
+        fresh = _credentials_from(read_auth_state() or {})
         if fresh is None or fresh.token == creds.token:
             raise errors.InvalidTokenError(
-                f"{creds.server_url} refused the token JupyterHub holds, and the hub has not "
-                f"renewed it yet. Try again in a minute, or: {RELOGIN}",
+                f"{creds.server_url} refused the token JupyterHub holds for you, and the hub "
+                f"could not renew it. {RELOGIN}",
                 server_url=creds.server_url,
             )
         return TokenPair(fresh.token, fresh.refresh_token)

@@ -175,7 +175,13 @@ class SpeckleOAuthenticator(OAuthenticator):  # type: ignore[misc]
         return normalize_server_url(self.speckle_server_url)
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
-        return [*super().get_handlers(app), (r"/login", SpeckleHubLoginHandler)]
+        from .renew import RenewHandler
+
+        return [
+            *super().get_handlers(app),
+            (r"/login", SpeckleHubLoginHandler),
+            (r"/api/speckle-nb/users/([^/]+)/renew", RenewHandler),
+        ]
 
     # ------------------------------------------------------------------ token requests
 

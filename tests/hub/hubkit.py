@@ -348,7 +348,7 @@ class HubBrowser:
         self.hub = hub
         self.name = name
         self.http = httpx.Client(timeout=30, follow_redirects=False)
-        self.prefix = f"/user/{quote(name)}/"
+        self.prefix = f"/user/{quote(name, safe='@~')}/"  # as JupyterHub escapes it
         #: The same person's browser on the Speckle site (its own cookies for that host).
         self.speckle = BrowserPlayer(honour_refresh_delay=False)
 
