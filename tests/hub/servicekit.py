@@ -165,3 +165,39 @@ def children_of(pid: int) -> list[int]:
 
 def crypt_key() -> str:
     return secrets.token_hex(32)
+
+
+@dataclass
+class LoginSetup:
+    """A hub whose login is Speckle (``configure(c, login=True)``), next to its dev server."""
+
+    hub: Hub
+    dev: DevServer
+    app: Any
+
+
+def login_config(dev_url: str, app: Any) -> str:
+    return f"""
+from speckle_nb.hub import configure
+configure(c, login=True, server_url={dev_url!r}, app_id={app.id!r}, app_secret={app.secret!r})
+c.Authenticator.allow_all = True
+# Renew at most a second after the last check (default 300 s), so the tests need not wait.
+c.Authenticator.auth_refresh_age = 1
+"""
+
+
+def start_login_hub(root: Path, dev: DevServer) -> LoginSetup:
+    port = free_port()
+    app = dev.state.register_app(
+        "JupyterHub login",
+        f"http://127.0.0.1:{port}/hub/oauth_callback",
+        ("profile:read", "profile:email", "streams:read"),
+    )
+    hub = Hub.start(
+        root,
+        environment={},
+        port=port,
+        extra=login_config(dev.url, app),
+        hub_env={"JUPYTERHUB_CRYPT_KEY": crypt_key()},
+    )
+    return LoginSetup(hub, dev, app)

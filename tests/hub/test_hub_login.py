@@ -10,59 +10,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from hubkit import ALICE, Hub, HubBrowser, Person, free_port, page_text
-from servicekit import TOKENS, children_of, crypt_key
-
-from speckle_nb.devserver import DevServer
+from hubkit import ALICE, Hub, HubBrowser, Person, page_text
+from servicekit import TOKENS, LoginSetup, children_of
 
 pytestmark = pytest.mark.hub
 
 WHO_AM_I = "import speckle_nb\nprint(speckle_nb.client().active_user().name)"
-
-
-@dataclass
-class LoginSetup:
-    hub: Hub
-    dev: DevServer
-    app: Any
-
-
-def login_config(dev_url: str, app: Any) -> str:
-    return f"""
-from speckle_nb.hub import configure
-configure(c, login=True, server_url={dev_url!r}, app_id={app.id!r}, app_secret={app.secret!r})
-c.Authenticator.allow_all = True
-# Renew at most a second after the last check (default 300 s), so the tests need not wait.
-c.Authenticator.auth_refresh_age = 1
-"""
-
-
-@pytest.fixture(scope="module")
-def login_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoginSetup]:
-    with DevServer().running() as dev:
-        port = free_port()
-        app = dev.state.register_app(
-            "JupyterHub login",
-            f"http://127.0.0.1:{port}/hub/oauth_callback",
-            ("profile:read", "profile:email", "streams:read"),
-        )
-        hub = Hub.start(
-            tmp_path_factory.mktemp("login-hub"),
-            environment={},
-            port=port,
-            extra=login_config(dev.url, app),
-            hub_env={"JUPYTERHUB_CRYPT_KEY": crypt_key()},
-        )
-        try:
-            yield LoginSetup(hub, dev, app)
-        finally:
-            hub.stop()
 
 
 def log_in_with_speckle(hub: Hub, person: Person) -> tuple[HubBrowser, str]:
