@@ -31,7 +31,7 @@ import httpx
 
 from . import errors
 from .credentials import Credentials, User, normalize_server_url
-from .pickup import PickupClient
+from .pickup import PickupClient, _verify
 
 if TYPE_CHECKING:
     from .modes import ModeChoice
@@ -175,7 +175,7 @@ def read_auth_state() -> dict[str, Any] | None:
         return None
     api, user, token = found
     try:
-        with httpx.Client(timeout=30, trust_env=False) as http:
+        with httpx.Client(timeout=30, trust_env=False, verify=_verify(api)) as http:
             reply = http.get(
                 f"{api}/users/{quote(user, safe='')}",
                 headers={"Authorization": f"token {token}"},
@@ -245,7 +245,7 @@ def _renew_at_hub() -> None:
         return
     api, user, token = found
     try:
-        with httpx.Client(timeout=30, trust_env=False) as http:
+        with httpx.Client(timeout=30, trust_env=False, verify=_verify(api)) as http:
             reply = http.post(
                 f"{api}/speckle-nb/users/{quote(user, safe='')}/renew",
                 headers={"Authorization": f"token {token}"},

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
@@ -78,6 +79,20 @@ class ServiceSettings:
         )
 
 
+class _SharedTransport(httpx.AsyncBaseTransport):
+    """One connection pool (and one TLS context) for every call to Speckle: building an
+    httpx client costs ~0.1 s of CPU, which 50 sign-ins at once would otherwise queue on."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Kept open when a client using it closes: it lives as long as the process."""
+
+
 class State:
     """Shared by the handlers of one service process."""
 
@@ -85,6 +100,7 @@ class State:
         self.settings = settings
         self.flows = FlowStore()
         self.instance = secrets.token_hex(8)  # a restarted process answers with another
+        self.transport = _SharedTransport()
 
     @property
     def app(self) -> App:
@@ -226,7 +242,7 @@ class CallbackHandler(_BrowserHandler):
             )
             return
         try:
-            result = await _exchange(self.state.app, code, flow.challenge)
+            result = await _exchange(self.state, code, flow.challenge)
         except errors.SpeckleError as exc:
             log.warning("speckle-nb: a sign-in for %s failed: %s", request.user, type(exc).__name__)
             request.finish(_error("failed", f"{exc} {TRY_AGAIN}"))
@@ -240,12 +256,13 @@ class CallbackHandler(_BrowserHandler):
         )
 
 
-async def _exchange(app: App, code: str, challenge: Any) -> dict[str, Any]:
+async def _exchange(state: State, code: str, challenge: Any) -> dict[str, Any]:
     from ..graphql import AsyncSpeckleClient
 
-    async with AsyncAuthClient() as auth:
+    app = state.app
+    async with AsyncAuthClient(transport=state.transport) as auth:
         pair = await auth.exchange(app, code, challenge)
-    async with AsyncSpeckleClient(app.server_url, pair.token) as client:
+    async with AsyncSpeckleClient(app.server_url, pair.token, transport=state.transport) as client:
         user = await client.active_user()
     return {
         "server_url": app.server_url,
@@ -381,7 +398,7 @@ class RefreshHandler(_KernelHandler):
             self.reply(_error("failed", "No refresh token was sent."), 400)
             return
         try:
-            async with AsyncAuthClient() as auth:
+            async with AsyncAuthClient(transport=self.state.transport) as auth:
                 pair = await auth.refresh(app, refresh_token)
         except errors.TransportError as exc:
             self.reply(_error("unreachable", str(exc)), 502)

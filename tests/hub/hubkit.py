@@ -132,7 +132,7 @@ c.JupyterHub.services = [{{"name": {SERVICE_NAME!r}, "api_token": {service_token
 c.JupyterHub.load_roles = [
     {{
         "name": {SERVICE_NAME!r},
-        "scopes": ["admin:users", "admin:servers", "admin:server_state", "list:users"],
+        "scopes": ["admin:users", "admin:servers", "admin:server_state", "list:users", "tokens"],
         "services": [{SERVICE_NAME!r}],
     }}
 ]
@@ -196,7 +196,7 @@ class Hub:
             raise
         return hub
 
-    def wait_healthy(self, timeout: float = 30) -> None:
+    def wait_healthy(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -395,6 +395,15 @@ class HubBrowser:
         # The browser follows to /hub/spawn, which starts the default server.
         landing = self.navigate(response.headers["location"])
         assert landing.status_code == 200, f"after login: {landing.url} {landing.status_code}"
+
+    def login_only(self) -> None:
+        """Log in on the hub's form without following on to the spawn (no server started)."""
+        page = self.http.get(f"{self.hub.url}/hub/login", headers=NAVIGATE)
+        assert page.status_code == 200, page.text
+        form = {"username": self.name, "password": HUB_PASSWORD, "_xsrf": _hidden_xsrf(page.text)}
+        headers = {**NAVIGATE, "Sec-Fetch-Site": "same-origin", "Origin": self.hub.url}
+        response = self.http.post(f"{self.hub.url}/hub/login", data=form, headers=headers)
+        assert response.is_redirect, f"login as {self.name}: {response.status_code} {response.text}"
 
     def open_server(self, server_name: str = "") -> str:
         """Wait for the server, then open it (the hub's OAuth hop sets its cookies)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hubkit import ALICE, BOB, Hub, HubBrowser, hops, page_text
+from hubkit import ALICE, BOB, Hub, HubBrowser, Person, hops, page_text
 from servicekit import (
     CAROL,
     SERVICE_PREFIX,
@@ -36,6 +36,8 @@ from servicekit import (
 )
 
 from speckle_nb.devserver import DevServer
+from speckle_nb.hub_source import HubServicePickup
+from speckle_nb.pickup import SignInRequest
 
 pytestmark = pytest.mark.hub
 
@@ -247,6 +249,76 @@ def test_the_kernel_refreshes_through_the_service(
     assert out.error is None, out.error
     assert out.stdout.strip() == CAROL.speckle_name
     assert kernel.execute(TOKENS, timeout=30).stdout.split()[0] != token
+
+
+LOAD_USERS = 50
+
+
+def test_fifty_people_sign_in_at_once_through_the_service(
+    service_setup: ServiceSetup, record_property: Any
+) -> None:
+    """50 hub users at once: each browser's callback delivers to its own waiting pickup.
+
+    Each "kernel" here is the kernel's own client (``HubServicePickup``, long-polling with a
+    hub token of that user) running in the test process: 50 single-user servers would not fit
+    on this machine. The three-person test above runs real kernels.
+    """
+    hub, dev = service_setup.hub, service_setup.dev
+    people = [
+        Person(f"load{i:02d}", f"load{i:02d}@example.org", f"pass-{i}", f"Load Person {i:02d}")
+        for i in range(LOAD_USERS)
+    ]
+    for person in people:
+        ensure_person(dev, person)
+    together = threading.Barrier(LOAD_USERS)
+
+    def one(person: Person) -> tuple[str, str | None, float]:
+        browser = HubBrowser(hub, person.hub_name)
+        try:
+            browser.login_only()
+            token = hub.api("POST", f"/users/{person.hub_name}/tokens", json={}).json()["token"]
+            request = SignInRequest.new()
+            with (
+                HubServicePickup(f"{hub.url}{SERVICE_PREFIX}", token) as pickup,
+                ThreadPoolExecutor(1) as waiter,
+            ):
+                waiting = waiter.submit(_timed_wait, pickup, request)
+                start = browser.navigate(
+                    f"{SERVICE_PREFIX}{request.start_path().removeprefix('speckle-nb/')}",
+                    stop=lambda u: not u.startswith(hub.url + "/"),
+                )
+                authorize = getattr(start, "next_url", None)
+                assert authorize, page_text(start)
+                callback = browser.authorize_on_speckle(authorize, person.email, person.password)
+                together.wait(timeout=180)
+                began = time.monotonic()
+                page = browser.deliver(callback)
+                assert page.status_code == 200, page_text(page)
+                creds, done = waiting.result(timeout=120)
+            email = creds.user.email if creds.user else None
+            return person.email, email, done - began
+        except BaseException:
+            together.abort()
+            raise
+        finally:
+            browser.close()
+
+    with ThreadPoolExecutor(LOAD_USERS) as pool:
+        results = list(pool.map(one, people))
+    crossed = [(want, got) for want, got, _ in results if want != got]
+    assert crossed == []  # 0 errors (pool.map raised none), 0 cross-deliveries
+    times = sorted(took for _, _, took in results)
+    p50 = times[len(times) // 2]
+    p95 = times[max(0, round(0.95 * len(times)) - 1)]
+    record_property("callback_to_credentials_p50_s", round(p50, 3))
+    record_property("callback_to_credentials_p95_s", round(p95, 3))
+    print(f"\n{LOAD_USERS} sign-ins: callback -> credentials p50 {p50:.3f} s, p95 {p95:.3f} s")
+    assert p95 < 30
+
+
+def _timed_wait(pickup: HubServicePickup, request: SignInRequest) -> tuple[Any, float]:
+    creds = pickup.wait(request, timeout=150)
+    return creds, time.monotonic()
 
 
 def test_service_restarted_mid_sign_in_says_try_again(
