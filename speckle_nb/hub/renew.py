@@ -33,6 +33,10 @@ class RenewHandler(APIHandler):  # type: ignore[misc]
         info = await self.authenticator.refresh_user(user, self)
         self.set_header("Content-Type", "application/json")
         if not info:
+            # Make the hub check this login again on the person's next page (JupyterHub skips
+            # the check until auth_refresh_age has passed since the last good one): the
+            # browser then goes to the login page, which says why.
+            user._auth_refreshed = 0
             self.set_status(409)
             self.finish(json.dumps({"renewed": False, "message": REFUSED}))
             return

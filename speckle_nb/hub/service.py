@@ -40,7 +40,7 @@ from .. import errors
 from ..credentials import normalize_server_url
 from ..oauth import App, AsyncAuthClient, authorize_url, new_challenge
 from ..server.pages import Page, continue_page, render_page, signed_in_page
-from .flows import FlowStore, PickupRefused
+from .flows import FlowStore, PickupRefused, Request
 
 __all__ = ["ServiceSettings", "main", "make_app"]
 
@@ -49,6 +49,8 @@ log = logging.getLogger("speckle_nb.hub.service")
 FLOW_COOKIE = "speckle-nb-hub-flow"
 INSTANCE_HEADER = "X-Speckle-NB-Instance"
 MAX_HOLD = 30.0
+#: How often a held pickup looks whether the browser has started its request.
+START_LOOK = 0.25
 TRY_AGAIN = "Click Try again in the notebook (or run speckle_nb.sign_in() again)."
 
 
@@ -359,18 +361,37 @@ class PickupHandler(_KernelHandler):
             self.reply(_error("cancelled", "The sign-in was cancelled."))
             return
         hold = min(MAX_HOLD, max(0.0, float(body.get("hold") or 0)))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + hold
         if request is None:
-            # Not started in a browser yet: hold briefly, then "pending" (the kernel asks again).
-            await asyncio.sleep(min(hold, 1.0))
-            self.reply({"status": "pending"})
-            return
-        if request.result is None and hold > 0:
+            # The kernel asks before the click: look for the browser's start now and then
+            # while holding, so a waiting kernel costs one request per hold, not per second.
+            request = await self._started(request_id, user, secret, deadline)
+            if request is None:
+                self.reply({"status": "pending"})
+                return
+        remaining = deadline - loop.time()
+        if request.result is None and remaining > 0:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(request.ready.wait(), hold)
+                await asyncio.wait_for(request.ready.wait(), remaining)
         if request.result is None:
             self.reply({"status": "pending"})
             return
         self.reply(self.state.flows.collect(request))
+
+    async def _started(
+        self, request_id: str, user: str, secret: str, deadline: float
+    ) -> Request | None:
+        loop = asyncio.get_running_loop()
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(START_LOOK, left))
+            try:
+                request = self.state.flows.lookup(request_id, user, secret)
+            except PickupRefused:
+                return None
+            if request is not None:
+                return request
+        return None
 
 
 class RefreshHandler(_KernelHandler):
@@ -423,6 +444,8 @@ def _log_request(handler: web.RequestHandler) -> None:
     request = handler.request
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING
+    if status < 400 and request.path.endswith("/pickup"):
+        level = logging.DEBUG  # kernels' long polls: one line each would fill the log
     log.log(
         level,
         "%d %s %s %.1fms",

@@ -181,8 +181,6 @@ def login_config(dev_url: str, app: Any) -> str:
 from speckle_nb.hub import configure
 configure(c, login=True, server_url={dev_url!r}, app_id={app.id!r}, app_secret={app.secret!r})
 c.Authenticator.allow_all = True
-# Renew at most a second after the last check (default 300 s), so the tests need not wait.
-c.Authenticator.auth_refresh_age = 1
 """
 
 

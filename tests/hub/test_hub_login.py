@@ -151,8 +151,8 @@ def test_a_refused_refresh_sends_the_person_back_to_the_login_saying_why(
 
 
 def _until_sent_to_login(browser: HubBrowser, timeout: float = 30) -> httpx.Response:
-    """Open the hub's home page until the hub sends this browser to its login page (the hub
-    checks the login again once ``auth_refresh_age``, one second here, has passed)."""
+    """Open the hub's home page until the hub sends this browser to its login page (the
+    kernel's refused renewal made the hub check this login again on its next page)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         page = browser.navigate("/hub/home")
