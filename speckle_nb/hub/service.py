@@ -51,6 +51,8 @@ INSTANCE_HEADER = "X-Speckle-NB-Instance"
 MAX_HOLD = 30.0
 #: How often a held pickup looks whether the browser has started its request.
 START_LOOK = 0.25
+#: The longest a pickup for a request no browser has started is held.
+UNKNOWN_HOLD = 3.0
 TRY_AGAIN = "Click Try again in the notebook (or run speckle_nb.sign_in() again)."
 
 
@@ -365,8 +367,11 @@ class PickupHandler(_KernelHandler):
         deadline = loop.time() + hold
         if request is None:
             # The kernel asks before the click: look for the browser's start now and then
-            # while holding, so a waiting kernel costs one request per hold, not per second.
-            request = await self._started(request_id, user, secret, deadline)
+            # while holding, so a waiting kernel costs a request every few seconds.
+            # At most UNKNOWN_HOLD: a kernel whose service restarted learns it from the
+            # instance header of this answer, so the answer must not wait the full hold.
+            soon = min(deadline, loop.time() + UNKNOWN_HOLD)
+            request = await self._started(request_id, user, secret, soon)
             if request is None:
                 self.reply({"status": "pending"})
                 return

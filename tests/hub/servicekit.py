@@ -54,8 +54,14 @@ configure(
     app_secret={app.secret!r},
     service_port={service_port},
 )
-# The hub restarts a service that exits; look every second rather than every 30 s.
-c.Spawner.poll_interval = 1
+# The hub restarts a managed service that exits, noticed by polling it every 30 s (a value no
+# config reaches): every second here, so the restart test need not wait half a minute.
+import jupyterhub.services.service as _service
+from traitlets import Integer as _Integer
+
+_service._ServiceSpawner = type(
+    "_ServiceSpawner", (_service._ServiceSpawner,), {{"poll_interval": _Integer(1)}}
+)
 {extra}"""
 
 
