@@ -77,15 +77,15 @@ def run_demo(args: argparse.Namespace) -> int:
 
     options = DevOptions(latency=args.latency, consent_delay=args.consent_delay)
     with DevServer(port=args.speckle_port, options=options).running() as dev:
-        redirect = f"http://127.0.0.1:{jupyter_port}/speckle-nb/callback"
-        app = dev.state.register_app("speckle-nb demo", redirect, DEMO_SCOPES, trusted=False)
         token = secrets.token_urlsafe(24)
-        env = os.environ | {
-            "SPECKLE_SERVER_URL": dev.url,
-            "SPECKLE_APP_ID": app.id,
+        env = os.environ | {"SPECKLE_SERVER_URL": dev.url}
+        if args.app:
+            redirect = f"http://127.0.0.1:{jupyter_port}/speckle-nb/callback"
+            app = dev.state.register_app("speckle-nb demo", redirect, DEMO_SCOPES, trusted=False)
             # Only the Jupyter process gets the secret; it is never printed.
-            "SPECKLE_APP_SECRET": app.secret,
-        }
+            env |= {"SPECKLE_APP_ID": app.id, "SPECKLE_APP_SECRET": app.secret}
+        else:  # the zero-configuration path: Speckle's built-in app, as on a fresh machine
+            env = {k: v for k, v in env.items() if not k.startswith("SPECKLE_APP_")}
         print(
             "speckle-nb demo — everything runs on this machine, offline.\n"
             f"  Speckle dev server:  {dev.url}\n"
@@ -131,6 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo.add_argument(
         "--browser", action=argparse.BooleanOptionalAction, default=True, help="open a browser"
+    )
+    demo.add_argument(
+        "--app",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--no-app: register no app, so the kernel signs in with Speckle's built-in "
+        "'Desktop Connectors' app (the zero-configuration path)",
     )
     commands.add_parser(
         "devserver", help="run only the Speckle dev server (see `speckle-nb devserver --help`)"

@@ -19,6 +19,7 @@
         ├── SignInExpiredError        the flow or the access code outlived its life
         ├── SignInTimeoutError        nobody finished signing in within the timeout
         ├── SignInSupersededError     a newer sign-in started in the same browser
+        ├── PortInUseError            the kernel cannot listen: another program has the port
         └── SignInCancelledError      the user cancelled
 
 Every message names the cause and the next step. No message, repr or attribute shown
@@ -40,6 +41,7 @@ __all__ = [
     "LogoutError",
     "MissingScopeError",
     "NotSignedInError",
+    "PortInUseError",
     "RateLimitedError",
     "ServerError",
     "SignInCancelledError",
@@ -74,12 +76,12 @@ class ConfigurationError(SpeckleError):
 class NotSignedInError(SpeckleError):
     """No credentials for the server in this kernel."""
 
-    def __init__(self, server_url: str | None = None) -> None:
+    def __init__(self, server_url: str | None = None, *, note: str = "") -> None:
         where = f" to {server_url}" if server_url else ""
         super().__init__(
             f"Not signed in{where}. Run `speckle_nb.sign_in()` and click "
             "'Sign in to Speckle', or use a personal access token: `%load_ext speckle_nb` "
-            "then `%speckle_token set`.",
+            "then `%speckle_token set`." + (f" {note}" if note else ""),
             server_url=server_url,
         )
 
@@ -204,6 +206,12 @@ class SignInExpiredError(SignInError):
 
 class SignInTimeoutError(SignInError):
     reason = "timeout"
+
+
+class PortInUseError(SignInError):
+    """The kernel could not listen for the sign-in: another program holds the port."""
+
+    reason = "port-busy"
 
 
 class SignInSupersededError(SignInError):

@@ -14,7 +14,8 @@ Either way::
     # ... the user opens ``url`` and signs in ...
     creds = complete_from_callback(app, challenge, params_or_pasted_text, source="paste")
 
-``loopback_sign_in`` strings the loopback steps together. The app comes from the kernel's
+``methods.ListenerMethod`` and ``methods.PasteMethod`` string these steps together the way
+the panel uses them (listening starts at the click, after the URL exists). The app comes from the kernel's
 environment (``kernel_app_from_env``): ``SPECKLE_SERVER_URL``, ``SPECKLE_APP_ID``,
 ``SPECKLE_APP_SECRET`` and ``SPECKLE_REDIRECT_URL``.
 
@@ -36,7 +37,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -47,6 +48,7 @@ from .credentials import Credentials, User
 from .errors import (
     ConfigurationError,
     MissingScopeError,
+    PortInUseError,
     SignInCancelledError,
     SignInDeniedError,
     SignInError,
@@ -73,8 +75,8 @@ __all__ = [
     "complete_from_callback",
     "is_loopback_redirect",
     "kernel_app_from_env",
-    "loopback_sign_in",
     "parse_pasted",
+    "port_in_use",
     "prepare_fallback_sign_in",
     "redirect_url_from_env",
 ]
@@ -277,26 +279,6 @@ def _app_scopes(client: SpeckleClient, app_id: str) -> tuple[str, ...]:
     )
 
 
-def loopback_sign_in(
-    app: App,
-    redirect_url: str,
-    *,
-    show: Callable[[str], None],
-    timeout: float = 300,
-    method: Method | None = None,
-    transport: httpx.BaseTransport | None = None,
-) -> Credentials:
-    """The whole loopback sign-in: listen, ``show(authorize_url)``, wait, exchange.
-
-    The port is bound first, so a busy port is reported before the user signs in.
-    """
-    with LoopbackReceiver(redirect_url, timeout=timeout) as receiver:
-        challenge, url = prepare_fallback_sign_in(app, method=method, transport=transport)
-        show(url)
-        params = receiver.wait()
-    return complete_from_callback(app, challenge, params, source="loopback", transport=transport)
-
-
 # --------------------------------------------------------------------------- the listener
 
 
@@ -413,7 +395,7 @@ class LoopbackReceiver:
         self._done = threading.Event()
         self._result: CallbackParams | None = None
         self._closed = False
-        if _someone_listens(self.port):
+        if port_in_use(self.port):
             raise self._bind_error(OSError(errno.EADDRINUSE, "in use"))
         try:
             self._server = _Server(("127.0.0.1", self.port), _Handler)
@@ -436,7 +418,7 @@ class LoopbackReceiver:
                 if self.port in _BUILTIN_PORTS
                 else "another program is listening there; stop it and try again"
             )
-            return SignInError(
+            return PortInUseError(
                 f"port {self.port} is in use — {who}, or sign in by pasting the address your "
                 "browser lands on instead."
             )
@@ -531,7 +513,7 @@ class LoopbackReceiver:
         self._done.set()
 
 
-def _someone_listens(port: int) -> bool:
+def port_in_use(port: int) -> bool:
     """Whether a program already accepts connections on loopback ``port`` (IPv4 or IPv6).
 
     Binding alone does not tell: on macOS, SO_REUSEADDR lets 127.0.0.1:port bind beside a

@@ -31,15 +31,18 @@ import httpx
 
 from . import errors
 from .credentials import Credentials, User, normalize_server_url
+from .methods import ExtensionMethod
 from .pickup import PickupClient, _verify
 
 if TYPE_CHECKING:
+    from .methods import Flow
     from .modes import ModeChoice
     from .oauth import TokenPair
     from .session import Session
 
 __all__ = [
     "HubService",
+    "HubServiceMethod",
     "hub_login_credentials",
     "hub_service",
     "hub_service_choice",
@@ -79,6 +82,20 @@ class HubService:
 
     def pickup_client(self) -> PickupClient:
         return HubServicePickup(self.url, self.token)
+
+
+class HubServiceMethod(ExtensionMethod):
+    """The extension's way, with the hub service in the extension's place: the start path
+    leads from the page to the service, the pickup client carries the hub token."""
+
+    def __init__(self, service: HubService) -> None:
+        super().__init__(service.pickup_client())
+        self.service = service
+
+    def start(self, server_url: str | None) -> tuple[Flow | None, dict[str, Any]]:
+        flow, traits = super().start(server_url)
+        traits["start_path"] = self.service.start_prefix + traits["start_path"]
+        return flow, traits
 
 
 class HubServicePickup(PickupClient):
@@ -144,11 +161,16 @@ def hub_service_choice() -> ModeChoice | None:
     if service is None:
         return None
     return ModeChoice(
-        "extension",
-        "Signing in through this JupyterHub's speckle-nb service (it holds the Speckle app; "
-        "your kernel proves who you are with its hub token).",
+        method=HubServiceMethod(service),
+        reason=(
+            "Signing in through this JupyterHub's speckle-nb service (it holds the Speckle "
+            "app; your kernel proves who you are with its hub token)."
+        ),
+        details=(
+            "Signs in with the Speckle app of the hub's speckle-nb service "
+            "(SPECKLE_NB_HUB_SERVICE_URL); no app secret reaches this server or kernel.",
+        ),
         jupyter_url=service.url,
-        hub_service=service,
     )
 
 

@@ -237,7 +237,7 @@ class SpeckleMagics(magic.Magics):
             )
             return
         session = _session()
-        creds = session.use_token(token, server_url, source="env")
+        creds = session.use_token(token, server_url, source="env", env_var=variable)
         saved = f" {session.remember(creds)}" if remember else ""
         _say(f"{_signed_in_line(creds)}, with the token from ${variable}.{saved}")
 

@@ -235,16 +235,22 @@ class PickupClient:
     def ping(self) -> bool:
         """Does the speckle-nb extension answer at ``jupyter_url``? (``{"action": "ping"}``
         gets ``{"status": "ready"}`` from it; a server without it answers 404.)"""
+        return self.ping_info() is not None
+
+    def ping_info(self) -> dict[str, Any] | None:
+        """The extension's answer to a ping (``status``, ``version``, ``app_configured``), or
+        None when no speckle-nb extension answers."""
         try:
             reply = self._http.post("speckle-nb/pickup", json={"action": "ping"}, timeout=5.0)
         except httpx.HTTPError:
-            return False
+            return None
         if reply.status_code != 200 or "x-speckle-nb" not in reply.headers:
-            return False
+            return None
         try:
-            return bool(reply.json().get("status") == "ready")
+            body = reply.json()
         except ValueError:
-            return False
+            return None
+        return body if isinstance(body, dict) and body.get("status") == "ready" else None
 
     # ------------------------------------------------------------------ plumbing
 

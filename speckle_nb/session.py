@@ -37,7 +37,6 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .graphql import SpeckleClient
-    from .oauth import TokenPair
 
 __all__ = [
     "DEFAULT_SERVER_URL",
@@ -92,6 +91,11 @@ class Session:
         # Servers whose credentials this session saved with remember-me: refreshed tokens
         # are saved again, so the next kernel does not start from a stale pair.
         self._remembered: set[str] = set()
+        #: Set by ``sign_out()``: from then on ``client()`` no longer takes SPECKLE_TOKEN up
+        #: on its own (signed out means signed out); ``use_token`` and the magic still do.
+        self._env_token_off = False
+        #: server -> the environment variable its token came from (``%speckle_token --env X``).
+        self._env_vars: dict[str, str] = {}
         #: The Speckle server the Jupyter server extension is configured for, once a panel's
         #: status probe told us (the kernel cannot ask the Jupyter-authenticated route itself).
         self.extension_server_url: str | None = None
@@ -113,10 +117,6 @@ class Session:
         with self._lock:
             url = _normalize(server_url) if server_url else self._default
             return self._creds.get(url) if url else None
-
-    def get(self, server_url: str | None = None) -> Credentials | None:
-        """Same as ``credentials``."""
-        return self.credentials(server_url)
 
     def __repr__(self) -> str:
         with self._lock:
@@ -213,14 +213,14 @@ class Session:
         with self._lock:
             url = _normalize(server_url) if server_url else self._default
             creds = self._creds.get(url) if url else None
-        if creds is None:
+        if creds is None and not self._env_token_off:
             creds = self._from_env(url)
         if creds is None:
             from .hub_source import hub_login_credentials
 
             creds = hub_login_credentials(self, url)
         if creds is None:
-            raise NotSignedInError(url)
+            raise NotSignedInError(url, note=self._env_note())
         with self._lock:
             current = self._clients.get(creds.server_url)
             if current is None or current.closed:
@@ -251,17 +251,40 @@ class Session:
             ) from None
 
     def use_token(
-        self, token: str, server_url: str | None = None, *, source: Source = "token"
+        self,
+        token: str,
+        server_url: str | None = None,
+        *,
+        source: Source = "token",
+        env_var: str | None = None,
     ) -> Credentials:
         """Check ``token`` with the server (``activeUser``), then use it. A refused token
-        raises ``InvalidTokenError`` with the server's reason and changes nothing."""
+        raises ``InvalidTokenError`` with the server's reason and changes nothing.
+        ``env_var`` names the environment variable it was read from, for messages."""
         creds = self.validate(
             Credentials(
                 server_url=self.token_server(server_url), token=token.strip(), source=source
             )
         )
+        with self._lock:
+            if source == "env":
+                self._env_vars[creds.server_url] = env_var or "SPECKLE_TOKEN"
+            else:
+                self._env_vars.pop(creds.server_url, None)
         self.store(creds)
         return creds
+
+    def _env_note(self, variable: str | None = None) -> str:
+        """After a sign-out: says that a token variable is still set and how to use it on
+        purpose (the variable's value never appears)."""
+        name = variable or "SPECKLE_TOKEN"
+        if not self._env_token_off or not os.environ.get(name, "").strip():
+            return ""
+        return (
+            f"{name} is still set in this kernel's environment, but after `sign_out()` it is "
+            f"not used on its own. To use it on purpose: `%speckle_token --env {name}` (after "
+            f"`%load_ext speckle_nb`) or `speckle_nb.use_token(os.environ[{name!r}])`."
+        )
 
     def validate(self, creds: Credentials) -> Credentials:
         """``creds`` with the user the server says the token belongs to; raises when refused.
@@ -299,8 +322,12 @@ class Session:
         server by default; tokens the user brought only with ``revoke=True``."""
         with self._lock:
             targets = [_normalize(server_url)] if server_url else list(self._creds)
+            self._env_token_off = True
         if not targets:
-            return "Not signed in to any Speckle server; nothing to sign out of."
+            note = self._env_note()
+            return "Not signed in to any Speckle server; nothing to sign out of." + (
+                f" {note}" if note else ""
+            )
         lines: list[str] = []
         for url in targets:
             creds = self.forget(url)
@@ -308,7 +335,14 @@ class Session:
                 lines.append(f"Not signed in to {url}; nothing to sign out of.")
                 continue
             forgotten = self._unremember_quietly(url)
-            line = self._revoke_line(creds, revoke) + forgotten
+            with self._lock:
+                variable = self._env_vars.pop(url, None)
+            note = self._env_note(variable)
+            line = (
+                self._revoke_line(creds, revoke, variable)
+                + forgotten
+                + (f" {note}" if note else "")
+            )
             lines.append(line)
             self._notify(url, None, line)
         return "\n".join(lines)
@@ -327,7 +361,9 @@ class Session:
         note = self.unremember(url)
         return f" {note}" if note.startswith("Could not") else " The remembered copy was removed."
 
-    def _revoke_line(self, creds: Credentials, revoke: bool | None) -> str:
+    def _revoke_line(
+        self, creds: Credentials, revoke: bool | None, variable: str | None = None
+    ) -> str:
         url = creds.server_url
         if creds.source == "hub":  # the hub's login holds it: never revoked from a kernel
             from .hub_source import sign_out_line
@@ -335,10 +371,11 @@ class Session:
             return sign_out_line(creds)
         should = creds.obtained_by_us if revoke is None else revoke
         if not should:
+            brought = variable or _SOURCE_WORDS.get(creds.source, creds.source)
             why = (
                 "as asked (revoke=False)"
                 if revoke is False
-                else f"because you brought it ({_SOURCE_WORDS.get(creds.source, creds.source)})"
+                else f"because you brought it ({brought})"
             )
             return (
                 f"Signed out of {url}: forgotten in this kernel. The token was not revoked "
@@ -370,6 +407,8 @@ class Session:
                 creds = self._creds.get(server_url)
             if creds is None or not creds.refresh_token:
                 raise NotSignedInError(server_url)
+            from .renew import refresh_tokens
+
             pair = refresh_tokens(creds)
             new = creds.with_tokens(pair.token, pair.refresh_token or creds.refresh_token)
             with self._lock:
@@ -392,6 +431,8 @@ class Session:
             self._default = None
             self._remembered.clear()
             self.extension_server_url = None
+            self._env_token_off = False
+            self._env_vars.clear()
         for old in clients:
             old.close()
 
@@ -403,62 +444,6 @@ _SOURCE_WORDS = {
     "remembered": "remembered on this computer",
     "local": "a Speckle desktop/specklepy account",
 }
-
-
-def refresh_tokens(creds: Credentials) -> TokenPair:
-    """A new token pair for ``creds``: through the Jupyter server extension (it holds the
-    app secret) or in the kernel with the app from its environment, whichever serves the
-    app the credentials belong to. Raises ``ConfigurationError`` when neither can."""
-    if not creds.refresh_token:
-        raise InvalidTokenError(
-            f"{creds.server_url} refused the token and there is no refresh token to renew it.",
-            server_url=creds.server_url,
-        )
-    from .hub_source import refresh_via_hub
-
-    routes = [_refresh_via_extension, _refresh_in_kernel]
-    if creds.source != "sign-in":  # obtained in the kernel (paste/loopback): its app is here
-        routes.reverse()
-    routes.insert(0, refresh_via_hub)  # None unless a JupyterHub setup holds the app
-    for route in routes:
-        pair = route(creds)
-        if pair is not None:
-            return pair
-    raise ConfigurationError(
-        f"The token for {creds.server_url} needs renewing, but neither a Jupyter server "
-        "extension nor the app's secret (SPECKLE_APP_SECRET) is available to this kernel. "
-        "Sign in again with `speckle_nb.sign_in()`.",
-        server_url=creds.server_url,
-    )
-
-
-def _refresh_via_extension(creds: Credentials) -> TokenPair | None:
-    from .discovery import find_jupyter_server
-    from .pickup import PickupClient
-
-    server = find_jupyter_server()
-    if server is None:
-        return None
-    pickup = PickupClient(server.url)
-    if not pickup.ping():
-        return None
-    assert creds.refresh_token is not None
-    return pickup.refresh(creds.server_url, creds.refresh_token)
-
-
-def _refresh_in_kernel(creds: Credentials) -> TokenPair | None:
-    from .fallback import kernel_app_from_env
-
-    app = kernel_app_from_env()
-    if app is None or app.server_url != creds.server_url or not app.app_secret:
-        return None
-    if creds.app_id is not None and creds.app_id != app.app_id:
-        return None
-    from .oauth import AuthClient
-
-    assert creds.refresh_token is not None
-    with AuthClient() as auth:
-        return auth.refresh(app, creds.refresh_token)
 
 
 # ---------------------------------------------------------------------- the kernel's session

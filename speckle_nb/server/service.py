@@ -605,7 +605,12 @@ class SignInService:
         if isinstance(body, dict) and body.get("action") == "ping":
             # the kernel asks whether the extension is here (answered quietly: a 4xx would be
             # a WARNING line in the server log for every sign_in())
-            return 200, {"status": "ready", "version": __version__}
+            # (app_configured: without an app, the kernel signs in with Speckle's built-in one)
+            return 200, {
+                "status": "ready",
+                "version": __version__,
+                "app_configured": bool(self.settings.app_id),
+            }
         parsed = _parse_pickup(body, self.settings.pickup_hold)
         if isinstance(parsed, str):
             return 400, {"status": "error", "reason": "bad-request", "message": parsed}

@@ -311,6 +311,46 @@ function render({ model, el }) {
     );
   }
 
+  // The Speckle server the kernel's own ways sign in to: typed, or picked from the servers
+  // signed in to before. (The extension signs in where its administrator allows.)
+  const serverInput = h("input", {
+    type: "url",
+    class: "snb-input snb-server",
+    autocomplete: "off",
+    spellcheck: "false",
+    "aria-label": "Speckle server",
+    list: `snb-servers-${Math.random().toString(36).slice(2)}`,
+  });
+  const serverList = h("datalist", { id: serverInput.getAttribute("list") });
+
+  function serverPicker() {
+    const current = model.get("server_url") || "";
+    if (document.activeElement !== serverInput) serverInput.value = current;
+    serverList.replaceChildren(
+      ...(model.get("server_choices") || []).map((url) => h("option", { value: String(url) })),
+    );
+    const form = h(
+      "form",
+      {
+        class: "snb-row snb-server-picker",
+        onsubmit: (event) => {
+          event.preventDefault();
+          const value = serverInput.value.trim();
+          if (!value || value === current) return;
+          local.pending = true;
+          send("set-server", { server_url: value });
+          update();
+        },
+      },
+      h("label", { class: "snb-hint" }, "Speckle server: "),
+      serverInput,
+      serverList,
+      h("button", { type: "submit", class: "snb-button" }, "Change"),
+    );
+    form.lastChild.disabled = local.pending;
+    return form;
+  }
+
   function rememberToggle() {
     rememberBox.checked = Boolean(model.get("remember"));
     return h("label", { class: "snb-remember" }, rememberBox, " Remember me on this computer");
@@ -347,10 +387,19 @@ function render({ model, el }) {
             }),
       );
     }
+    if (mode !== "extension") parts.push(serverPicker());
     const picker = sourcesPicker();
     if (picker) parts.push(picker);
     parts.push(rememberToggle());
     return parts;
+  }
+
+  // Where the browser lands after consent in the paste ways (the page will not load there).
+  function landingText() {
+    const redirect = model.get("redirect_url_hint");
+    if (!redirect) return "the address your browser lands on (it contains access_code=)";
+    const shown = /^https?:\/\/[^/?#]+$/i.test(redirect) ? `${redirect}/` : redirect;
+    return `the address your browser lands on, ${shown}?access_code=… (that page will not load; this is expected)`;
   }
 
   function waitingView() {
@@ -371,9 +420,7 @@ function render({ model, el }) {
     }
     if (mode === "paste") {
       parts.push(
-        pasteForm(
-          "Sign in in the new window. Then copy the address your browser lands on (it contains access_code=) and paste it here:",
-        ),
+        pasteForm(`Sign in in the new window. Then copy ${landingText()} from the address bar and paste it here:`),
       );
     }
     parts.push(
@@ -394,7 +441,10 @@ function render({ model, el }) {
         h("p", { class: "snb-hint" }, "The cell waits for this sign-in; to stop it, interrupt the kernel."),
       );
     }
-    if (mode === "loopback") {
+    if (mode === "loopback" && model.get("paste_too")) {
+      // The kernel cannot tell where the browser runs: listener and paste field together.
+      parts.push(pasteForm(`If the window ends on a page that does not load, copy ${landingText()} and paste it here:`));
+    } else if (mode === "loopback") {
       parts.push(
         local.pasteOpen
           ? pasteForm("Browser on another computer? Paste the address it landed on:")
@@ -457,6 +507,7 @@ function render({ model, el }) {
       h("p", { class: "snb-next" }, problem.next),
       h("div", { class: "snb-row" }, again),
     ];
+    if (model.get("mode") !== "extension") parts.push(serverPicker()); // a mistyped server
     parts.push(
       local.tokenOpen
         ? tokenForm()
@@ -469,12 +520,17 @@ function render({ model, el }) {
   }
 
   function adminInfo(how) {
-    const redirect = (local.status && local.status.redirect_url) || model.get("redirect_url_hint");
-    admin.hidden = !redirect && !how;
+    const extension = model.get("mode") === "extension";
+    const redirect = extension
+      ? (local.status && local.status.redirect_url) || model.get("redirect_url_hint")
+      : "";
+    const lines = model.get("details") || [];
+    admin.hidden = !redirect && !how && !lines.length;
     if (admin.hidden) return;
     admin.replaceChildren(
       h("summary", {}, "details"),
       ...(how ? [h("p", {}, how)] : []),
+      ...(lines.length ? [h("ul", { class: "snb-details" }, ...lines.map((l) => h("li", {}, String(l))))] : []),
       ...(redirect
         ? [h("p", {}, "Redirect URL to register for the Speckle app: ", h("code", {}, redirect))]
         : []),
@@ -520,7 +576,7 @@ function render({ model, el }) {
   }
   const traits = ["state", "mode", "mode_reason", "server_url", "user_name", "user_email", "avatar_url",
     "scopes", "message", "error_reason", "next_step", "request_id", "start_path", "redirect_url_hint",
-    "remember", "sources", "busy"];
+    "remember", "sources", "busy", "details", "paste_too", "builtin_app", "server_choices"];
   for (const t of traits) model.on(`change:${t}`, onChange);
   const onMsg = (msg) => {
     rememberUrls(msg);
@@ -573,6 +629,7 @@ function render({ model, el }) {
       send("extension-status", {
         server_url: String(local.status.server_url || ""),
         redirect_url: String(local.status.redirect_url || ""),
+        app_configured: local.status.app_configured !== false,
       });
       update();
     } catch {

@@ -91,6 +91,18 @@ class SignInPanel(anywidget.AnyWidget):
     redirect_url_hint = traitlets.Unicode("", help="The redirect URL an admin registers.").tag(
         sync=True
     )
+    details = traitlets.List(
+        traitlets.Unicode(), help="Which app signs in and why; why not each other way."
+    ).tag(sync=True)
+    paste_too = traitlets.Bool(
+        False, help="Offer the paste field beside the listener (browser maybe elsewhere)."
+    ).tag(sync=True)
+    builtin_app = traitlets.Bool(
+        False, help="Signing in with Speckle's built-in app (Desktop Connectors)."
+    ).tag(sync=True)
+    server_choices = traitlets.List(
+        traitlets.Unicode(), help="Speckle servers the picker offers."
+    ).tag(sync=True)
     remember = traitlets.Bool(False, help="Keep the credentials for later kernels.").tag(sync=True)
     sources = traitlets.List(traitlets.Dict(), help="[{id, label}] to switch to.").tag(sync=True)
     busy = traitlets.Bool(False, help="The kernel is working on a request from the view.").tag(

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from speckle_nb.credentials import Credentials
 from speckle_nb.devserver import BrowserPlayer, DevServer
 from speckle_nb.devserver.player import Page
 from speckle_nb.devserver.state import DEMO_EMAIL, DEMO_PASSWORD
 from speckle_nb.errors import (
     ConfigurationError,
+    PortInUseError,
     SignInDeniedError,
     SignInError,
     SignInTimeoutError,
@@ -30,10 +33,10 @@ from speckle_nb.errors import (
 from speckle_nb.fallback import (
     LoopbackReceiver,
     complete_from_callback,
-    loopback_sign_in,
     prepare_fallback_sign_in,
 )
 from speckle_nb.graphql import SpeckleClient
+from speckle_nb.methods import ListenerMethod, PasteMethod
 from speckle_nb.oauth import App
 
 SCOPES = ["streams:read", "profile:read", "profile:email"]
@@ -208,9 +211,14 @@ def test_a_missing_secret_is_reported_before_anyone_signs_in(devserver: DevServe
 # --------------------------------------------------------------------------- loopback
 
 
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 class Person:
-    """``show`` for ``loopback_sign_in``: a person who opens the link in their browser, signs
-    in, answers consent, and whose browser then follows the redirect to the kernel."""
+    """The person at the browser: opens the sign-in link (the panel's click), signs in,
+    answers consent, and their browser follows the redirect to the kernel once it listens."""
 
     def __init__(self, browser: BrowserPlayer, action: str = "allow") -> None:
         self.browser = browser
@@ -229,6 +237,10 @@ class Person:
     def _act(self, url: str) -> None:
         try:
             self.landing = sign_in(self.browser, url, self.action)
+            port = urlsplit(self.landing).port or 80
+            deadline = time.monotonic() + 10
+            while not listening(port) and time.monotonic() < deadline:
+                time.sleep(0.02)  # the kernel binds when its wait begins
             self.page = self.browser.open(self.landing)  # reaches the kernel's listener
         except BaseException as exc:  # surfaced by done(), not lost in the thread
             self.error = exc
@@ -242,18 +254,30 @@ class Person:
         return self.page
 
 
+def listener_sign_in(method: ListenerMethod, person: Person, timeout: float = 20) -> Credentials:
+    """What the panel does: the flow (and its URL) first, the click opens it, then the kernel
+    listens until the redirect arrives."""
+    flow, traits = method.start(None)
+    assert flow is not None
+    assert flow.authorize_url is not None
+    assert flow.authorize_url not in str(traits)  # the URL is not a trait (it holds the challenge)
+    person(flow.authorize_url)
+    return method.wait(flow, timeout=timeout)
+
+
 def test_loopback_sign_in(
     devserver: DevServer, loopback_app: tuple[App, str], browser: BrowserPlayer
 ) -> None:
     app, redirect = loopback_app
     person = Person(browser)
 
-    creds = loopback_sign_in(app, redirect, show=person, timeout=20)
+    creds = listener_sign_in(ListenerMethod(app, redirect), person)
 
     page = person.done()
     assert person.shown[0].startswith(f"{devserver.url}/authn/verify/{app.app_id}/")
     assert page.response.status_code == 200
     assert page.title == "Signed in — return to your notebook"
+    assert "You can close this tab." in page.response.text
     code = urlsplit(person.landing).query.split("=", 1)[1]
     assert code not in page.response.text
     assert creds.source == "loopback"
@@ -269,7 +293,7 @@ def test_loopback_denied(
     app, redirect = loopback_app
     person = Person(browser, action="deny")
     with pytest.raises(SignInDeniedError):
-        loopback_sign_in(app, redirect, show=person, timeout=20)
+        listener_sign_in(ListenerMethod(app, redirect), person)
     assert person.done().title == "Sign-in cancelled — return to your notebook"
 
 
@@ -287,25 +311,36 @@ def test_loopback_with_the_receiver_by_hand(
     assert_works(devserver, creds.token)
 
 
-def test_loopback_port_in_use_is_reported_before_the_browser_opens(
-    devserver: DevServer, sca: App
+def test_a_busy_port_is_reported_at_the_wait_and_the_same_flow_finishes_by_paste(
+    devserver: DevServer, loopback_app: tuple[App, str], browser: BrowserPlayer
 ) -> None:
+    """Production's order: the URL exists (the window may be open) before the kernel binds.
+    The port is busy then: a clear error, and the flow's address pasted still signs in."""
+    app, redirect = loopback_app
+    method = ListenerMethod(app, redirect)
+    flow, _traits = method.start(None)
+    assert flow is not None
+    assert flow.authorize_url is not None
+    busy = urlsplit(redirect).port
     with socket.socket() as blocker:
-        blocker.bind(("127.0.0.1", 0))
+        blocker.bind(("127.0.0.1", busy or 0))
         blocker.listen()
-        busy = blocker.getsockname()[1]
-        shown: list[str] = []
-        with pytest.raises(SignInError, match=f"port {busy} is in use"):
-            loopback_sign_in(sca, f"http://localhost:{busy}", show=shown.append)
-    assert shown == []
+        with pytest.raises(PortInUseError, match=f"port {busy} is in use") as info:
+            method.wait(flow, timeout=20)
+        assert "pasting the address" in str(info.value)
+        landing = sign_in(browser, flow.authorize_url)
+    creds = PasteMethod(app, redirect).finish(flow, landing)
+    assert creds.source == "paste"
+    assert_works(devserver, creds.token)
 
 
 def test_loopback_timeout(devserver: DevServer, loopback_app: tuple[App, str]) -> None:
     app, redirect = loopback_app
-    shown: list[str] = []
+    method = ListenerMethod(app, redirect)
+    flow, _traits = method.start(None)
+    assert flow is not None
     with pytest.raises(SignInTimeoutError, match="paste the address"):
-        loopback_sign_in(app, redirect, show=shown.append, timeout=0.3)
-    assert len(shown) == 1  # the user was shown the link, and never came back
+        method.wait(flow, timeout=0.3)
     with socket.socket() as again:
         again.bind(("127.0.0.1", urlsplit(redirect).port or 0))  # the port is free again
 
@@ -331,23 +366,13 @@ def test_a_token_nobody_can_use_is_revoked(
     assert after == before  # the exchanged token was logged out again
 
 
-def test_loopback_with_the_builtin_connector_app(
-    devserver: DevServer, sca: App, browser: BrowserPlayer
-) -> None:
-    """The zero-configuration path: ``SPECKLE_APP_ID=sca`` and its fixed localhost:29363."""
-    from speckle_nb.fallback import kernel_app_from_env, redirect_url_from_env
-
-    app = kernel_app_from_env({"SPECKLE_APP_ID": "sca", "SPECKLE_SERVER_URL": devserver.url})
-    redirect = redirect_url_from_env(environ={"SPECKLE_APP_ID": "sca"})
-    assert app == sca
-    assert redirect == "http://localhost:29363"
+def test_loopback_with_the_builtin_public_app(devserver: DevServer, browser: BrowserPlayer) -> None:
+    """The zero-configuration path: Speckle's ``connectrV3`` and its fixed localhost:29355,
+    the consent page shown (it is not trusted by default)."""
+    app = App(devserver.url, "connectrV3", "connectrV3")
     person = Person(browser)
-    try:
-        creds = loopback_sign_in(app, redirect, show=person, timeout=20)
-    except SignInError as exc:
-        if "in use" in str(exc):
-            pytest.skip("port 29363 is taken on this machine")
-        raise
+    creds = listener_sign_in(ListenerMethod(app, "http://localhost:29355"), person)
     assert person.done().title == "Signed in — return to your notebook"
-    assert creds.app_id == "sca"
+    assert person.landing.startswith("http://localhost:29355?access_code=")  # as Speckle builds it
+    assert creds.app_id == "connectrV3"
     assert_works(devserver, creds.token)

@@ -15,7 +15,12 @@ from speckle_nb.errors import ConfigurationError
 from speckle_nb.hub import configure, redirect_url
 from speckle_nb.hub.config import AUTH_STATE_SCOPE
 from speckle_nb.hub.flows import FlowStore, PickupRefused, pickup_hash
-from speckle_nb.hub_source import _relative_to_services, hub_service, hub_service_choice
+from speckle_nb.hub_source import (
+    HubServiceMethod,
+    _relative_to_services,
+    hub_service,
+    hub_service_choice,
+)
 from speckle_nb.oauth import new_challenge
 
 SERVER = "https://speckle.example.org"
@@ -136,10 +141,14 @@ def test_the_kernel_uses_the_service_only_with_a_hub_token(
     choice = hub_service_choice()
     assert choice is not None
     assert choice.mode == "extension"
-    assert choice.hub_service is not None
     assert "t0ken-of-alice" not in repr(choice)
-    client = choice.hub_service.pickup_client()
+    method = choice.method
+    assert isinstance(method, HubServiceMethod)
     try:
-        assert client.jupyter_url == "http://hub:10111/services/"
+        assert method.pickup.jupyter_url == "http://hub:10111/services/"
+        _flow, traits = method.start(None)
+        assert traits["start_path"].startswith(
+            method.service.start_prefix + "speckle-nb/start?request="
+        )
     finally:
-        client.close()
+        method.close()

@@ -168,12 +168,15 @@ def test_the_view_saying_no_extension_switches_to_the_fallback(kernel: WebSocket
     assert state["start_path"] == ""
     assert state["state"] == "idle"
     # The kernel inherited the app's id from the server. With its secret too it signs in by
-    # pasting; the extension may keep the secret to itself, and then a token is the way.
+    # pasting; the extension may keep the secret to itself, and then Speckle's built-in app
+    # (the Jupyter server is on 127.0.0.1: the browser runs here, so over a listener).
     if state["mode"] == "paste":
         assert kernel.authorize_url(panel).startswith("http://localhost")
     else:
-        assert state["mode"] == "token"
+        assert state["mode"] == "loopback"
+        assert state["builtin_app"]
         assert "SPECKLE_APP_SECRET" in state["mode_reason"]
+        assert "/authn/verify/connectrV3/" in kernel.authorize_url(panel)
 
 
 def test_an_invalid_token_is_refreshed_through_the_extension(

@@ -273,6 +273,6 @@ async def test_ping_answers_quietly_without_a_login(
         headers={"Authorization": ""},
     )
     assert reply.code == 200
-    assert json.loads(reply.body) == {"status": "ready", "version": "0.1.0"}
+    assert json.loads(reply.body) == {"status": "ready", "version": "0.1.0", "app_configured": True}
     assert reply.headers["X-Speckle-NB"] == "0.1.0"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -160,9 +160,16 @@ def test_no_extension_from_the_view_switches_to_the_fallback(
 ) -> None:
     panel = speckle_nb.sign_in(timeout=30)
     panel.handle_message({"type": "no-extension", "why": "a VS Code notebook"})
-    assert panel.mode == "token"  # this process has no app settings of its own
+    # this process has no app settings of its own: Speckle's built-in app, listener and paste
+    assert panel.mode == "loopback"
+    assert panel.builtin_app
+    assert not panel.paste_too  # the Jupyter server is on 127.0.0.1: the browser runs here
     assert "a VS Code notebook" in panel.mode_reason
-    assert panel.start_path == panel.request_id == ""
+    assert "Desktop Connectors" in panel.mode_reason
+    assert panel.start_path == ""
+    assert (
+        wire.custom("authorize-url")[-1]["url"].split("/authn/verify/")[1].startswith("connectrV3/")
+    )
     panel.handle_message({"type": "no-extension", "why": "again"})  # only once
     assert "again" not in panel.mode_reason
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,11 @@ def redirect(kernel_app: Callable[[str], Any]) -> str:
     return url
 
 
+def waiting_threads() -> list[threading.Thread]:
+    """The kernel's background sign-in waits still running (signin.py names them)."""
+    return [t for t in threading.enumerate() if t.name == "speckle-nb sign-in" and t.is_alive()]
+
+
 def listening(url: str) -> bool:
     port = int(url.rsplit(":", 1)[1].strip("/"))
     with socket.socket() as sock:
@@ -49,6 +55,8 @@ def test_loopback_completes_in_the_background(dev: DevServer, wire: Wire, redire
     assert panel.mode == "loopback"
     assert redirect in panel.mode_reason
     url = wire.custom("authorize-url")[-1]["url"]
+    assert not listening(redirect)  # a panel on screen holds no port until the click
+    panel.handle_message({"type": "opened", "request": panel.request_id})
     until(lambda: listening(redirect), "the kernel to listen")
 
     landing = play_sign_in(url)
@@ -74,8 +82,8 @@ def test_cancel_stops_listening_and_offers_a_fresh_flow(
 ) -> None:
     panel = speckle_nb.sign_in(timeout=30)
     first = panel.request_id
-    until(lambda: listening(redirect), "the kernel to listen")
     panel.handle_message({"type": "opened", "request": first})
+    until(lambda: listening(redirect), "the kernel to listen")
     assert panel.state == "waiting"
 
     panel.handle_message({"type": "cancel", "request": first})
@@ -116,18 +124,22 @@ def test_a_pasted_address_also_finishes_a_loopback_sign_in(
 ) -> None:
     """The browser runs elsewhere (its localhost is not the kernel's): paste instead."""
     panel = speckle_nb.sign_in(timeout=30)
+    panel.handle_message({"type": "opened", "request": panel.request_id})
+    until(lambda: listening(redirect), "the kernel to listen")
     landing = play_sign_in(wire.custom("authorize-url")[-1]["url"])
     panel.handle_message({"type": "paste-url", "request": panel.request_id, "url": landing})
     assert panel.state == "signed_in"
     assert panel.source == "paste"
     until(lambda: not listening(redirect), "the listener to close")
-    time.sleep(0.3)  # the listener's cancelled wait must not turn the panel into an error
+    # The listener's wait ends cancelled; once its thread is done, the panel is still fine.
+    until(lambda: not waiting_threads(), "the kernel's wait to end")
     assert panel.state == "signed_in"
 
 
 def test_timeout_is_an_error_with_a_next_step(dev: DevServer, wire: Wire, redirect: str) -> None:
     panel = speckle_nb.sign_in(timeout=0.5)
     first = panel.request_id
+    panel.handle_message({"type": "opened", "request": first})
     until(lambda: panel.state == "error", "the timeout")
     assert panel.error_reason == "timeout"
     assert "timeout" in panel.next_step

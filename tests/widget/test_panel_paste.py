@@ -216,13 +216,26 @@ def test_an_unreachable_server_is_shown_and_raised_with_wait(
         speckle_nb.sign_in(wait=True)
 
 
-def test_an_app_without_its_secret_falls_back_to_a_token_and_says_why(
+def test_an_app_without_its_secret_gives_way_to_the_builtin_app_and_says_why(
     dev: DevServer, wire: Wire, paste_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SPECKLE_APP_SECRET")  # e.g. the Jupyter server keeps it to itself
     panel = speckle_nb.sign_in()
-    assert panel.mode == "token"
+    assert panel.builtin_app
     assert panel.state == "idle"
     assert "SPECKLE_APP_SECRET" in panel.mode_reason
     assert "no Jupyter server with the speckle-nb extension" in panel.mode_reason
+    assert "/authn/verify/connectrV3/" in wire.custom("authorize-url")[-1]["url"]
+
+
+def test_an_app_without_its_secret_falls_back_to_a_token_when_the_builtin_app_is_off(
+    dev: DevServer, wire: Wire, paste_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPECKLE_APP_SECRET")
+    monkeypatch.setenv("SPECKLE_NB_BUILTIN_APP", "off")
+    panel = speckle_nb.sign_in()
+    assert panel.mode == "token"
+    assert panel.state == "idle"
+    assert "SPECKLE_APP_SECRET" in panel.mode_reason
+    assert "SPECKLE_NB_BUILTIN_APP=off" in panel.mode_reason
     assert wire.custom("authorize-url") == []

@@ -1,4 +1,5 @@
-"""Token mode (no extension, no app): the panel's password field, and what leaks (nothing)."""
+"""Token mode (no extension, no app, the built-in app turned off): the panel's password
+field, and what leaks (nothing)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from .helpers import Wire, assert_nowhere, manager_state_text
 BAD_TOKEN = "0123456789" + "e" * 32
 
 
+@pytest.fixture(autouse=True)
+def builtin_app_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPECKLE_NB_BUILTIN_APP", "off")
+
+
 def test_no_extension_no_app_picks_token_mode_and_says_why(dev: DevServer, wire: Wire) -> None:
     panel = speckle_nb.sign_in()
     assert panel.mode == "token"
@@ -23,6 +29,7 @@ def test_no_extension_no_app_picks_token_mode_and_says_why(dev: DevServer, wire:
     assert panel.server_url == dev.url
     assert "personal access token" in panel.mode_reason
     assert "no Speckle app is configured" in panel.mode_reason
+    assert "the built-in app is turned off here (SPECKLE_NB_BUILTIN_APP=off)" in panel.mode_reason
     assert panel.request_id == panel.start_path == panel.pickup_hash == ""
 
 
