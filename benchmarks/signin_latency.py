@@ -8,11 +8,12 @@ Two medians, each split into what is ours and what is the Speckle server's:
     real ``PickupClient`` already long-polling. The clock starts when the browser sends the
     callback (``GET …/speckle-nb/callback?access_code=…``) and stops when ``pickup.wait``
     returns the credentials: the callback handler's exchange, ``activeUser`` and store, then
-    the held pickup's answer. The dev server's share is the time its handlers spent on
-    ``POST /auth/token`` and ``POST /graphql`` (as it logs them); the rest is ours. Measured
-    with the dev server's latency switch OFF (loopback, no simulated work) and ON (it sleeps
-    like the real server's bcrypt checks: ≈130 ms per exchange, ≈70 ms per authenticated
-    request, protocol §13.10). Target: ours ≤ 100 ms.
+    the held pickup's answer. Ours is what it takes above the **server's own floor**: the
+    same exchange and ``activeUser`` sent by a bare keep-alive ``httpx.Client`` (``Floor``),
+    measured beside each sign-in. A second split subtracts the time the dev server's
+    handlers spent (its log) instead. Measured with the dev server's latency switch OFF
+    (loopback, no simulated work) and ON (as a real server: ≈137 ms per exchange, ≈72 ms
+    per authenticated request, docs/devserver.md "Latency"). Target: ours ≤ 50 ms.
 
 (b) **click → "Signed in as …" in the browser.** Headless Chromium (Debian's, driven by
     Playwright; never ``playwright install``) on Notebook 7 with the sign-in panel, the dev
@@ -64,7 +65,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCOPES = ["profile:read", "profile:email", "streams:read", "users:read"]
-TARGET_A_OURS = 0.100
+TARGET_A_OURS = 0.050
 TARGET_B_TOTAL = 1.5
 
 _DEV_LINE = re.compile(r"^(\d{3}) (\w+) (\S+) ([0-9.]+)ms$")
@@ -156,10 +157,53 @@ def median_ms(values: list[float]) -> float:
 class Sample:
     total: float
     speckle: float
+    floor: float = 0.0  # the server's own floor, measured beside this sign-in (see `floor`)
 
     @property
     def ours(self) -> float:
         return self.total - self.speckle
+
+    @property
+    def above_floor(self) -> float:
+        return self.total - self.floor
+
+
+class Floor:
+    """The least a sign-in can cost on this server: the same two calls the callback makes
+    (``POST /auth/token`` exchange, then GraphQL ``activeUser``) sent by a bare
+    ``httpx.Client`` with keep-alive, for a code minted directly in the dev server's state.
+    What a sign-in takes above this is ours (the Jupyter server, the pickup, the kernel)."""
+
+    CHALLENGE = "floor-challenge-0123456789abcdefghijklmnopqrstuvw"
+
+    def __init__(self, dev: DevServer) -> None:
+        import httpx
+
+        self.dev = dev
+        self.app = dev.state.register_app("floor", "http://127.0.0.1:9/callback", SCOPES)
+        self.http = httpx.Client(base_url=dev.url, timeout=30)
+
+    def measure(self) -> float:
+        code = self.dev.state.mint_access_code(self.app.id, self.dev.demo_user.id, self.CHALLENGE)
+        body = {
+            "appId": self.app.id,
+            "appSecret": self.app.secret,
+            "accessCode": code,
+            "challenge": self.CHALLENGE,
+        }
+        began = time.perf_counter()
+        pair = self.http.post("/auth/token", json=body).json()
+        me = self.http.post(
+            "/graphql",
+            json={"query": "query ActiveUser { activeUser { id name email avatar company role } }"},
+            headers={"Authorization": f"Bearer {pair['token']}"},
+        )
+        elapsed = time.perf_counter() - began
+        assert me.json()["data"]["activeUser"]["name"]
+        return elapsed
+
+    def close(self) -> None:
+        self.http.close()
 
 
 def callback_to_kernel(server: Any, dev: DevServer, clock: DevClock) -> Sample:
@@ -205,19 +249,28 @@ def callback_to_kernel(server: Any, dev: DevServer, clock: DevClock) -> Sample:
 
 
 def bench_callback(quick: bool) -> dict[str, Any]:
-    rounds = 5 if quick else 15
+    rounds = 4 if quick else 8
     report: dict[str, Any] = {}
     with (
         tempfile.TemporaryDirectory() as tmp,
         dev_server() as (dev, clock),
         jupyter("server", dev, Path(tmp)) as server,
     ):
-        callback_to_kernel(server, dev, clock)  # warm: imports, connections, probe
-        for latency in (False, True):
-            dev.options.latency = latency
-            samples = [callback_to_kernel(server, dev, clock) for _ in range(rounds)]
-            report["on" if latency else "off"] = samples
-        dev.options.latency = False
+        floor = Floor(dev)
+        try:
+            callback_to_kernel(server, dev, clock)  # warm: imports, connections, probe
+            floor.measure()
+            for latency in (False, True):
+                dev.options.latency = latency
+                samples = []
+                for _ in range(rounds):  # side by side: each sign-in beside its floor
+                    sample = callback_to_kernel(server, dev, clock)
+                    sample.floor = floor.measure()
+                    samples.append(sample)
+                report["on" if latency else "off"] = samples
+        finally:
+            dev.options.latency = False
+            floor.close()
     return report
 
 
@@ -233,7 +286,7 @@ def bench_browser(quick: bool) -> list[Sample] | str:
         from playwright.sync_api import expect, sync_playwright
     except ImportError as exc:
         return f"skipped: {exc}"
-    rounds = 4 if quick else 8
+    rounds = 3 if quick else 5
     samples: list[Sample] = []
     with tempfile.TemporaryDirectory() as tmp, dev_server() as (dev, clock):
         root = Path(tmp)
@@ -291,10 +344,21 @@ def print_split(label: str, samples: list[Sample]) -> float:
     speckle = median_ms([s.speckle for s in samples])
     ours = median_ms([s.ours for s in samples])
     print(
-        f"  {label:<34} total {total:7.1f} ms   Speckle (dev server) {speckle:7.1f} ms   "
+        f"  {label:<38} total {total:7.1f} ms   Speckle (dev server) {speckle:7.1f} ms   "
         f"ours {ours:7.1f} ms   ({len(samples)} rounds)"
     )
     return ours
+
+
+def print_floor(label: str, samples: list[Sample]) -> float:
+    total = median_ms([s.total for s in samples])
+    floor = median_ms([s.floor for s in samples])
+    above = median_ms([s.above_floor for s in samples])
+    print(
+        f"  {label:<38} total {total:7.1f} ms   server floor (exchange + activeUser) "
+        f"{floor:7.1f} ms   ours {above:7.1f} ms"
+    )
+    return above
 
 
 def main(argv: list[str] | None = None, *, quick: bool = False) -> int:
@@ -310,11 +374,18 @@ def main(argv: list[str] | None = None, *, quick: bool = False) -> int:
 
     print("\n== (a) callback arrival → credentials in the kernel (median)")
     report = bench_callback(args.quick)
-    ours_off = print_split("dev server latency OFF", report["off"])
-    ours_on = print_split("dev server latency ON (bcrypt-like)", report["on"])
-    worst = max(ours_off, ours_on)
+    print("  against the server's own floor, measured beside each sign-in:")
+    floor_off = print_floor("dev server latency OFF", report["off"])
+    floor_on = print_floor("dev server latency ON (as a real one)", report["on"])
+    print("  against the dev server's own handler times (its log):")
+    print_split("dev server latency OFF", report["off"])
+    print_split("dev server latency ON (as a real one)", report["on"])
+    worst = max(floor_off, floor_on)
     verdict = "PASS" if worst <= TARGET_A_OURS * 1000 else "MISS"
-    print(f"  {verdict}  ours ≤ {TARGET_A_OURS * 1000:.0f} ms (worst of the two: {worst:.1f} ms)")
+    print(
+        f"  {verdict}  ours (above the floor) ≤ {TARGET_A_OURS * 1000:.0f} ms "
+        f"(worst of the two: {worst:.1f} ms)"
+    )
 
     if not args.skip_browser:
         print("\n== (b) click → 'Signed in as' in headless Chromium, Notebook 7 (median)")

@@ -5,11 +5,16 @@
     client.execute("query { serverInfo { name } }")
     for project in client.projects(): ...      # follows the cursor lazily
     client.execute_many([q1, (q2, {"id": x})]) # one HTTP request, one Result each
+    with client.batch() as b:                  # the same, written as calls:
+        me = b.execute(q1)                     #   me.result() after the block
     client.to_specklepy()                      # a specklepy SpeckleClient, same token
+
+    await asyncio.gather(*(aclient.execute(q) for q in queries))  # one HTTP request
 
 Both clients keep one httpx connection pool for their life (close them, or use ``with`` /
 ``async with``) and share every decision with the pure core in ``speckle_nb._graphql_core``:
 the classes here only perform what its flows ask for (send, sleep, refresh a token).
+``AsyncSpeckleClient`` coalesces concurrent ``execute()`` calls (``speckle_nb._coalesce``).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ import inspect
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 
+from ._coalesce import MAX_BATCH_SIZE, Batch, Coalescer, Deferred, chunked
+from ._graphql_base import DEFAULT_TIMEOUT, ClientBase, check_page_size, projects_variables
 from ._graphql_core import (
     ACTIVE_USER_QUERY,
     PROJECTS_QUERY,
@@ -35,24 +42,12 @@ from ._graphql_core import (
     Result,
     Send,
     Sleep,
-    batch_body,
-    build_headers,
-    call_flow,
-    graphql_endpoint,
     operation_of,
-    parse_batch_response,
-    parse_response,
     single_body,
     transport_error,
 )
-from .credentials import Credentials, User, normalize_server_url
-from .errors import (
-    ConfigurationError,
-    InvalidTokenError,
-    NotSignedInError,
-    ServerError,
-    SpeckleError,
-)
+from .credentials import Credentials, User
+from .errors import SpeckleError
 
 if TYPE_CHECKING:
     # asyncio is imported where it is used: it costs more to import than httpx itself, and
@@ -61,167 +56,20 @@ if TYPE_CHECKING:
 
     from specklepy.api.client import SpeckleClient as SpecklepyClient
 
-__all__ = ["AsyncSpeckleClient", "Operation", "Result", "SpeckleClient"]
+__all__ = [
+    "MAX_BATCH_SIZE",
+    "AsyncSpeckleClient",
+    "Batch",
+    "Deferred",
+    "Operation",
+    "Result",
+    "SpeckleClient",
+]
 
 T = TypeVar("T")
 
-#: Seconds for connect, read, write and pool waits unless the caller says otherwise.
-DEFAULT_TIMEOUT = 10.0
 
-
-class _Base:
-    """What the sync and async clients share: configuration, repr, and the pure helpers."""
-
-    def __init__(
-        self,
-        server_url: str,
-        token: str,
-        *,
-        user: User | None,
-        timeout: float | httpx.Timeout,
-        rate_limit_retries: int,
-        max_retry_wait: float,
-    ) -> None:
-        try:
-            self._server_url = normalize_server_url(server_url)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
-        if not token or not token.strip():
-            raise ConfigurationError(
-                "The token is empty. Sign in with `speckle_nb.sign_in()` or pass a personal "
-                "access token."
-            )
-        if rate_limit_retries < 0 or max_retry_wait < 0:
-            raise ValueError("rate_limit_retries and max_retry_wait must not be negative")
-        self._token = token.strip()
-        self._user = user
-        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        self._rate_limit_retries = rate_limit_retries
-        self._max_retry_wait = max_retry_wait
-        self._endpoint = graphql_endpoint(self._server_url)
-        self._closed = False
-
-    @property
-    def server_url(self) -> str:
-        """The server this client talks to, normalised (``https://host[:port]``, no slash)."""
-        return self._server_url
-
-    @property
-    def user(self) -> User | None:
-        """Who the token belongs to, as last seen (``active_user()`` refreshes it)."""
-        return self._user
-
-    @property
-    def closed(self) -> bool:
-        """True once the client was closed (its connection pool is gone)."""
-        return self._closed
-
-    def __repr__(self) -> str:
-        # Never the token: the repr is what a notebook shows for a bare `client` cell.
-        name = self._user.name if self._user else None
-        return f"{type(self).__name__}(server={self._server_url!r}, user={name!r})"
-
-    def _headers(self) -> dict[str, str]:
-        from . import __version__  # the package is imported already; this is a dict lookup
-
-        return build_headers(self._token, __version__)
-
-    def _flow(
-        self, body: bytes, parse: Callable[[httpx.Response], T], can_refresh: bool
-    ) -> Flow[T]:
-        return call_flow(
-            body,
-            parse,
-            server_url=self._server_url,
-            can_refresh=can_refresh,
-            rate_limit_retries=self._rate_limit_retries,
-            max_retry_wait=self._max_retry_wait,
-        )
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise SpeckleError(
-                f"This client for {self._server_url} is closed (signed out, or closed with "
-                "`close()` / `with`). Get a new one with `speckle_nb.client()`.",
-                server_url=self._server_url,
-            )
-
-    def _parse_one(self, response: httpx.Response) -> Result:
-        return parse_response(response, self._server_url)
-
-    def _batch_parser(self, count: int) -> Callable[[httpx.Response], list[Result]]:
-        return lambda response: parse_batch_response(response, count, self._server_url)
-
-    def _user_from(self, data: Mapping[str, Any]) -> User:
-        active = data.get("activeUser")
-        if not isinstance(active, Mapping):
-            # Speckle answers null for an anonymous request; with our token this means the
-            # token no longer maps to a user.
-            raise NotSignedInError(self._server_url)
-        self._user = User.from_graphql(active)
-        return self._user
-
-    def _projects_page(
-        self, data: Mapping[str, Any], cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """Items of one page and the cursor of the next (None when this was the last)."""
-        active = data.get("activeUser")
-        if not isinstance(active, Mapping):
-            raise NotSignedInError(self._server_url)
-        page = active.get("projects")
-        if not isinstance(page, Mapping) or not isinstance(page.get("items"), list):
-            raise ServerError(
-                f"{self._server_url} answered activeUser.projects without an item list.",
-                server_url=self._server_url,
-                status_code=200,
-            )
-        items: list[dict[str, Any]] = page["items"]
-        next_cursor = page.get("cursor")
-        # An empty page, no cursor, or the same cursor again all end the walk (the last guards
-        # against a server that would otherwise loop forever).
-        if not items or not isinstance(next_cursor, str) or next_cursor == cursor:
-            return items, None
-        return items, next_cursor
-
-    def _specklepy_client(self) -> SpecklepyClient:
-        try:
-            from specklepy.api.client import SpeckleClient as specklepy_client
-        except ImportError as exc:
-            raise ConfigurationError(
-                "to_specklepy() needs specklepy (Python ≥ 3.11): "
-                "pip install 'speckle-nb[specklepy]'."
-            ) from exc
-        # specklepy drops the scheme from `host` and takes it from `use_ssl` alone (§8.1):
-        # without this, an http:// server would be called over https.
-        use_ssl = urlsplit(self._server_url).scheme == "https"
-        client = specklepy_client(host=self._server_url, use_ssl=use_ssl)
-        try:
-            client.authenticate_with_token(self._token)
-        except Exception as exc:
-            # specklepy wraps the server's 403 in SpeckleException(TransportServerError(403)).
-            if getattr(getattr(exc, "exception", None), "code", None) == 403:
-                raise InvalidTokenError(
-                    f"{self._server_url} refused the token when specklepy used it. Sign in "
-                    "again with `speckle_nb.sign_in()` or set a new personal access token.",
-                    server_url=self._server_url,
-                ) from None
-            raise
-        return client
-
-
-def _check_page_size(page_size: int) -> None:
-    if page_size < 1:
-        raise ValueError("page_size must be at least 1")
-
-
-def _projects_variables(page_size: int, search: str | None, cursor: str | None) -> dict[str, Any]:
-    variables: dict[str, Any] = {"limit": page_size, "cursor": cursor}
-    if search is not None:
-        variables["filter"] = {"search": search}
-    return variables
-
-
-class SpeckleClient(_Base):
+class SpeckleClient(ClientBase):
     """A GraphQL client for one Speckle server, authenticated with one token.
 
     Args:
@@ -236,6 +84,8 @@ class SpeckleClient(_Base):
         token_refresher: called when the server refuses the token; returns a new one, and
             the call is retried once with it.
         sleep: how to wait for ``Retry-After`` (``time.sleep``; tests inject their own).
+        max_batch_size: most operations per request in ``execute_many`` and ``batch()``
+            (default and most: 50, Speckle's per-second limit; more are split).
 
     Errors all derive from ``speckle_nb.SpeckleError``. Use it as a context manager, or call
     ``close()``: it keeps one connection pool open until then.
@@ -253,6 +103,7 @@ class SpeckleClient(_Base):
         max_retry_wait: float = 30.0,
         token_refresher: Callable[[], str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_batch_size: int = MAX_BATCH_SIZE,
     ) -> None:
         super().__init__(
             server_url,
@@ -261,6 +112,7 @@ class SpeckleClient(_Base):
             timeout=timeout,
             rate_limit_retries=rate_limit_retries,
             max_retry_wait=max_retry_wait,
+            max_batch_size=max_batch_size,
         )
         self._token_refresher = token_refresher
         self._sleep = sleep
@@ -340,19 +192,49 @@ class SpeckleClient(_Base):
         return self._run(flow).raise_for_errors()
 
     def execute_many(self, operations: Sequence[OperationLike]) -> list[Result]:
-        """Run several operations in **one** HTTP request; one ``Result`` each, in order.
+        """Run several operations in **one** HTTP request (one per ``max_batch_size``, 50 by
+        default); one ``Result`` each, in order.
 
         Each item is a query string, a ``(query, variables)`` tuple or an ``Operation``.
         GraphQL errors stay on their own ``Result`` (``.error``, ``.raise_for_errors()``);
-        failures of the request as a whole (token, rate limit, transport) raise.
+        failures of a request as a whole (token, rate limit, transport) raise.
         """
         ops = [operation_of(op) for op in operations]
-        if not ops:
-            return []
-        flow = self._flow(
-            batch_body(ops), self._batch_parser(len(ops)), self._token_refresher is not None
-        )
-        return self._run(flow)
+        results: list[Result] = []
+        for chunk in chunked(ops, self._max_batch_size):
+            results += self._run(self._operations_flow(chunk, self._token_refresher is not None))
+        return results
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """Queue ``execute`` calls and send them together when the block ends::
+
+            with client.batch() as b:
+                me = b.execute("{ activeUser { name } }")
+                info = b.execute("{ serverInfo { version } }")
+            me.result()["activeUser"]["name"]   # data, or this operation's own error
+
+        One HTTP request per ``max_batch_size`` operations. A failure of a request as a
+        whole (token, rate limit, transport) raises when the block ends, and from
+        ``result()`` of each operation it carried. If the block raises, nothing is sent.
+        """
+        self._check_open()
+        batch = Batch()
+        try:
+            yield batch
+        except BaseException:
+            batch.fail(SpeckleError("Not sent: the `with client.batch()` block raised."))
+            raise
+        results: list[Result] = []
+        try:
+            for chunk in chunked(batch.operations(), self._max_batch_size):
+                flow = self._operations_flow(chunk, self._token_refresher is not None)
+                results += self._run(flow)
+        except Exception as exc:
+            batch.fill(results)
+            batch.fail(exc)
+            raise
+        batch.fill(results)
 
     def active_user(self) -> User:
         """The user the token belongs to (needs the ``profile:read`` scope)."""
@@ -371,13 +253,13 @@ class SpeckleClient(_Base):
         Lazy: a page is requested only when the previous one is used up.
         ``search`` filters by name on the server.
         """
-        _check_page_size(page_size)
+        check_page_size(page_size)
         return self._iter_projects(page_size, search)
 
     def _iter_projects(self, page_size: int, search: str | None) -> Iterator[dict[str, Any]]:
         cursor: str | None = None
         while True:
-            variables = _projects_variables(page_size, search, cursor)
+            variables = projects_variables(page_size, search, cursor)
             items, cursor = self._projects_page(self.execute(PROJECTS_QUERY, variables), cursor)
             yield from items
             if cursor is None:
@@ -408,13 +290,21 @@ class SpeckleClient(_Base):
         self.close()
 
 
-class AsyncSpeckleClient(_Base):
+class AsyncSpeckleClient(ClientBase):
     """The asynchronous twin of ``SpeckleClient``: the same methods, awaited.
 
     ``async for project in client.projects()``; ``await client.aclose()`` or
     ``async with AsyncSpeckleClient(...) as client``. ``transport`` is an
     ``httpx.AsyncBaseTransport``; ``token_refresher`` may be a plain or an async function;
     ``sleep`` is awaited (``asyncio.sleep``). Concurrent calls share one connection pool.
+
+    **Coalescing** (``coalesce=True``, the default): ``execute()`` calls made in the same
+    event-loop turn — ``asyncio.gather(...)`` of many calls, or tasks created together — go
+    out as one HTTP request (an Apollo batch, split every ``max_batch_size`` operations;
+    a lone call is sent as a plain request). Each call still returns its own ``data`` or
+    raises its own error; a failure of the request as a whole (token, 429, transport)
+    raises in every call it carried, and a token refresh or 429 retry covers the request.
+    ``coalesce=False`` sends one request per call.
     """
 
     def __init__(
@@ -429,6 +319,8 @@ class AsyncSpeckleClient(_Base):
         max_retry_wait: float = 30.0,
         token_refresher: Callable[[], str] | Callable[[], Awaitable[str]] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        coalesce: bool = True,
+        max_batch_size: int = MAX_BATCH_SIZE,
     ) -> None:
         super().__init__(
             server_url,
@@ -437,8 +329,10 @@ class AsyncSpeckleClient(_Base):
             timeout=timeout,
             rate_limit_retries=rate_limit_retries,
             max_retry_wait=max_retry_wait,
+            max_batch_size=max_batch_size,
         )
         self._token_refresher = token_refresher
+        self._coalescer = Coalescer(self._send_together, max_batch_size) if coalesce else None
         self._sleep = sleep
         self._refresh_lock: asyncio.Lock | None = None  # created inside the running loop
         self._http = httpx.AsyncClient(
@@ -517,20 +411,31 @@ class AsyncSpeckleClient(_Base):
         variables: Mapping[str, Any] | None = None,
         operation_name: str | None = None,
     ) -> dict[str, Any]:
-        """Run one query or mutation and return its ``data`` (errors as ``SpeckleClient``)."""
-        body = single_body(Operation(query, variables, operation_name))
+        """Run one query or mutation and return its ``data`` (errors as ``SpeckleClient``).
+
+        Calls made together are sent together (see the class: coalescing)."""
+        operation = Operation(query, variables, operation_name)
+        if self._coalescer is not None:
+            self._check_open()  # fail in this call, not in the batch it would have joined
+            return (await self._coalescer.submit(operation)).raise_for_errors()
+        body = single_body(operation)
         flow = self._flow(body, self._parse_one, self._token_refresher is not None)
         return (await self._run(flow)).raise_for_errors()
 
+    async def _send_together(self, operations: Sequence[Operation]) -> list[Result]:
+        """The coalescer's one request: a plain one for a lone operation, else a batch."""
+        can_refresh = self._token_refresher is not None
+        return await self._run(self._operations_flow(operations, can_refresh, as_batch=False))
+
     async def execute_many(self, operations: Sequence[OperationLike]) -> list[Result]:
-        """Run several operations in one HTTP request; one ``Result`` each, in order."""
+        """Run several operations in one HTTP request (one per ``max_batch_size``); one
+        ``Result`` each, in order."""
         ops = [operation_of(op) for op in operations]
-        if not ops:
-            return []
-        flow = self._flow(
-            batch_body(ops), self._batch_parser(len(ops)), self._token_refresher is not None
-        )
-        return await self._run(flow)
+        results: list[Result] = []
+        for chunk in chunked(ops, self._max_batch_size):
+            flow = self._operations_flow(chunk, self._token_refresher is not None)
+            results += await self._run(flow)
+        return results
 
     async def active_user(self) -> User:
         """The user the token belongs to (needs the ``profile:read`` scope)."""
@@ -546,7 +451,7 @@ class AsyncSpeckleClient(_Base):
     ) -> AsyncIterator[dict[str, Any]]:
         """The signed-in user's projects, fetched lazily ``page_size`` at a time:
         ``async for project in client.projects(): ...``."""
-        _check_page_size(page_size)
+        check_page_size(page_size)
         return self._iter_projects(page_size, search)
 
     async def _iter_projects(
@@ -554,7 +459,7 @@ class AsyncSpeckleClient(_Base):
     ) -> AsyncIterator[dict[str, Any]]:
         cursor: str | None = None
         while True:
-            variables = _projects_variables(page_size, search, cursor)
+            variables = projects_variables(page_size, search, cursor)
             data = await self.execute(PROJECTS_QUERY, variables)
             items, cursor = self._projects_page(data, cursor)
             for item in items:

@@ -3,7 +3,8 @@
 The API pipeline runs in Express's order before any route: the fault switch (a
 proxy in front), body parsing (400 ``USER_INPUT_ERROR``), the global token check
 (403 ``Your token is not valid.``, so a stale header never reaches ``/auth/token``
-and never burns a code), then the latency switch.
+and never burns a code), then the latency switch. Each request is counted first
+(``DevState.request_count``), so tests can see how many requests a client sent.
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ class Runtime:
     options: DevOptions
     limiter: RateLimiter = field(default_factory=RateLimiter)
     csrf_key: bytes = b""
+    # Node's bcrypt thread pool: made on first use, inside the server's loop, and again
+    # when `token_checks_at_once` changes on a running server.
+    token_checks: asyncio.Semaphore | None = None
+    token_checks_size: int = 0
+
+    def token_check_slots(self) -> asyncio.Semaphore:
+        size = max(1, self.options.token_checks_at_once)
+        if self.token_checks is None or size != self.token_checks_size:
+            self.token_checks, self.token_checks_size = asyncio.Semaphore(size), size
+        return self.token_checks
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -137,10 +148,14 @@ class ApiHandler(BaseHandler):
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
             return
+        self.state.count_request(self.request.path)
         if self.faultable and self.opts.fault is not None and await self._fault():
             return
         if not self._parse_json_body():
             return
+        if self.opts.latency and self.opts.request_latency_s > 0:
+            # What every request costs the real server (middleware, JSON), token or not.
+            await asyncio.sleep(self.opts.request_latency_s)
         token = self._token_from_request()
         if token is not None:
             self.auth = self.state.validate_token(token)
@@ -161,9 +176,12 @@ class ApiHandler(BaseHandler):
         self.finish()
 
     async def pause(self, seconds: float) -> None:
-        """The latency switch: sleep without blocking other requests."""
+        """The latency switch for a bcrypt check (token, app secret): sleep without
+        blocking other requests, but hold one of the few thread-pool slots meanwhile, so
+        that many concurrent checks queue as they do on the real server."""
         if self.opts.latency and seconds > 0:
-            await asyncio.sleep(seconds)
+            async with self.runtime.token_check_slots():
+                await asyncio.sleep(seconds)
 
     def _token_from_request(self) -> str | None:
         """``getTokenFromRequest`` then ``createAuthContextFromToken``, quirks included.

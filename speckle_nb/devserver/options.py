@@ -24,14 +24,20 @@ class DevOptions:
     """Behaviour switches; mutate the instance on a running server to change them."""
 
     latency: bool = False
-    """Sleep like the real server's bcrypt checks (§13.10): per authenticated request and
-    per code exchange or refresh."""
-    auth_latency_s: float = 0.07
+    """Answer as slowly as a real server on loopback (§13.10, measured on 2 cores; see
+    docs/devserver.md "Latency"): every API request costs ``request_latency_s``, and a token
+    check (an ``Authorization`` header, ``/auth/accesscode?token=``) ``auth_latency_s`` more,
+    a code exchange or refresh ``exchange_latency_s`` more. The checks are bcrypt on Node's
+    thread pool: at most ``token_checks_at_once`` run together, the rest queue."""
+    request_latency_s: float = 0.007
+    auth_latency_s: float = 0.065
     exchange_latency_s: float = 0.13
+    token_checks_at_once: int = 4
 
     consent_delay: float = 0.0
-    """Seconds the "Success" page waits before redirecting (the real page waits 2 s); 0
-    answers the Authorize/Deny post with an immediate 302."""
+    """Seconds the "Success" page waits before redirecting (the real page waits 2 s; not
+    part of ``latency``, so tests stay fast); 0 answers the Authorize/Deny post with an
+    immediate 302."""
 
     oauth_s256: bool = False
     """Serve the unreleased ``/oauth/token`` S256 endpoint (§2.1) instead of a 404."""

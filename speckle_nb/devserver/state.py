@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
@@ -125,6 +126,7 @@ class DevState:
         self._tokens: dict[str, ApiToken] = {}
         self._refresh: dict[str, RefreshToken] = {}
         self._projects: dict[str, Project] = {}
+        self._requests: Counter[str] = Counter()
         self._workspaces: dict[str, Workspace] = {}
         self.logout_calls = 0
         """How many ``POST /auth/logout`` requests arrived (refused ones included)."""
@@ -140,6 +142,18 @@ class DevState:
         clock = FakeClock(self.now_ms() if start_ms is None else start_ms)
         self.now_ms = clock
         return clock
+
+    # -- request counting ------------------------------------------------------------
+
+    def count_request(self, path: str) -> None:
+        """Count one API request that reached the server (before faults, auth, limits)."""
+        with self._lock:
+            self._requests[_route_key(path)] += 1
+
+    def request_count(self, path: str) -> int:
+        """How many API requests reached ``path`` (``"/graphql"``, ``"/auth/token"``, …)."""
+        with self._lock:
+            return self._requests[_route_key(path)]
 
     # -- seeding ---------------------------------------------------------------------
 
@@ -706,3 +720,10 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
     except (ValueError, binascii.Error, UnicodeDecodeError) as err:
         raise ValueError("Invalid cursor") from err
     return (moment.timestamp() * 1000.0, project_id)
+
+
+def _route_key(path: str) -> str:
+    """The route a path is served by, as the router matches it: case and a trailing slash
+    do not matter, and ``/graphql/<anything>`` is ``/graphql`` (§13.12)."""
+    key = path.lower().rstrip("/") or "/"
+    return "/graphql" if key.startswith("/graphql/") else key

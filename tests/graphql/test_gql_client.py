@@ -488,6 +488,7 @@ def test_async_rate_limit_retry_with_injected_sleep(make_async_client: Any) -> N
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_async_concurrent_calls_share_one_refresh(make_async_client: Any, kind: str) -> None:
+    # One request per call (coalesce=False); test_gql_coalesce.py has the coalesced twin.
     calls: list[int] = []
 
     async def async_refresher() -> str:
@@ -502,6 +503,7 @@ def test_async_concurrent_calls_share_one_refresh(make_async_client: Any, kind: 
     client, server = make_async_client(
         refreshing_server("f" * 42),
         token_refresher=async_refresher if kind == "async" else sync_refresher,
+        coalesce=False,
     )
 
     async def main() -> Any:
