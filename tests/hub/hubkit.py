@@ -569,6 +569,13 @@ class Kernel:
             return result
         finally:
             conn.close()
+            # close() only starts the closing handshake; the socket must be closed inside this
+            # event loop, which ends with this call (else it is left for the GC: a warning).
+            protocol = getattr(conn, "protocol", None)
+            stream = getattr(protocol, "stream", None)
+            if stream is not None:
+                stream.close()
+            await asyncio.sleep(0)
 
     def _execute_request(self, msg_id: str, code: str) -> dict[str, Any]:
         return {
