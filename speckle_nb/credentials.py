@@ -11,7 +11,9 @@ from typing import Any, Literal
 __all__ = ["Credentials", "Source", "User", "mask_secret", "normalize_server_url"]
 
 #: Where a token came from. Decides whether ``sign_out()`` revokes it by default.
-Source = Literal["sign-in", "paste", "loopback", "token", "env", "magic", "remembered", "local"]
+Source = Literal[
+    "sign-in", "paste", "loopback", "token", "env", "magic", "remembered", "local", "hub"
+]
 
 #: Sources whose token the package obtained itself, and so revokes on sign-out.
 OBTAINED_BY_US: frozenset[str] = frozenset({"sign-in", "paste", "loopback"})

@@ -428,6 +428,11 @@ def choose_mode(
     extension_refused: str | None = None,
 ) -> ModeChoice:
     """Read the kernel's context and choose (see the table above)."""
+    from .hub_source import hub_service_choice
+
+    hub = hub_service_choice()
+    if hub is not None:  # on a hub with the speckle-nb service, it alone holds the app
+        return hub
     ctx = read_context(
         server_url, default_server=default_server, extension_refused=extension_refused
     )

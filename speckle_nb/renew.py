@@ -29,6 +29,9 @@ def refresh_tokens(creds: Credentials) -> TokenPair:
     routes = [_refresh_via_extension, _refresh_in_kernel]
     if creds.source != "sign-in":  # obtained in the kernel (paste/loopback): its app is here
         routes.reverse()
+    from .hub_source import refresh_via_hub
+
+    routes.insert(0, refresh_via_hub)  # None unless a JupyterHub setup holds the app
     for route in routes:
         pair = route(creds)
         if pair is not None:

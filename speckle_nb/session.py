@@ -240,6 +240,10 @@ class Session:
         if creds is None and not self._env_token_off:
             creds = self._from_env(url)
         if creds is None:
+            from .hub_source import hub_login_credentials
+
+            creds = hub_login_credentials(self, url)
+        if creds is None:
             raise NotSignedInError(url, note=self._env_note())
         with self._lock:
             current = self._clients.get(creds.server_url)
@@ -387,6 +391,10 @@ class Session:
         self, creds: Credentials, revoke: bool | None, variable: str | None = None
     ) -> str:
         url = creds.server_url
+        if creds.source == "hub":  # the hub's login holds it: never revoked from a kernel
+            from .hub_source import sign_out_line
+
+            return sign_out_line(creds)
         should = creds.obtained_by_us if revoke is None else revoke
         if not should:
             brought = variable or _SOURCE_WORDS.get(creds.source, creds.source)

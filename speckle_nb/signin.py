@@ -509,6 +509,13 @@ def sign_in(
     note = "Already signed in."
     if creds is None:
         creds, note = recall_checked(session, target)
+    if creds is None:
+        from .hub_source import hub_login_credentials
+
+        creds = hub_login_credentials(session, target, explicit=True)
+    if creds is not None and creds.source == "hub":
+        who = creds.user.name if creds.user and creds.user.name else "your hub user"
+        note = f"Signed in through JupyterHub as {who}."
     if creds is not None:
         controller.server_url = creds.server_url
         panel.set_signed_in(

@@ -83,6 +83,8 @@ def test_cli_prints_url_users_and_the_requested_app() -> None:
     finally:
         process.terminate()
         process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()  # (an unclosed pipe is a ResourceWarning, an error here)
 
     assert url.startswith("http://localhost:")
     assert answer.status_code == 200

@@ -123,6 +123,8 @@ def test_cli_switch_starts_with_the_session_lapsed() -> None:
     finally:
         process.terminate()
         process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()  # (an unclosed pipe is a ResourceWarning, an error here)
 
     assert any("acme-sso" in line for line in lines)
     user = answer.json()["data"]["activeUser"]

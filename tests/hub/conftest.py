@@ -28,6 +28,7 @@ from hubkit import (
     free_port,
     proxy_missing_message,
 )
+from servicekit import LoginSetup, start_login_hub
 
 from speckle_nb.devserver import DevServer
 
@@ -116,6 +117,17 @@ def alice(people: dict[str, HubBrowser]) -> HubBrowser:
 @pytest.fixture(scope="session")
 def bob(people: dict[str, HubBrowser]) -> HubBrowser:
     return people[BOB.hub_name]
+
+
+@pytest.fixture(scope="session")
+def login_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoginSetup]:
+    """A hub whose login is Speckle (``configure(c, login=True)``), with its own dev server."""
+    with DevServer().running() as dev:
+        setup = start_login_hub(tmp_path_factory.mktemp("login-hub"), dev)
+        try:
+            yield setup
+        finally:
+            setup.hub.stop()
 
 
 # -- pytest-jupyter ------------------------------------------------------------------------------

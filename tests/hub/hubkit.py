@@ -132,7 +132,7 @@ c.JupyterHub.services = [{{"name": {SERVICE_NAME!r}, "api_token": {service_token
 c.JupyterHub.load_roles = [
     {{
         "name": {SERVICE_NAME!r},
-        "scopes": ["admin:users", "admin:servers", "admin:server_state", "list:users"],
+        "scopes": ["admin:users", "admin:servers", "admin:server_state", "list:users", "tokens"],
         "services": [{SERVICE_NAME!r}],
     }}
 ]
@@ -160,6 +160,7 @@ class Hub:
         named_environment: Mapping[str, Mapping[str, str]] | None = None,
         port: int | None = None,
         extra: str = "",
+        hub_env: Mapping[str, str] | None = None,
     ) -> Hub:
         root.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
@@ -178,6 +179,7 @@ class Hub:
         (root / "jupyterhub_config.py").write_text(config)
         log_path = root / "hub.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+        env.update(hub_env or {})
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "jupyterhub", "-f", str(root / "jupyterhub_config.py")],
@@ -194,7 +196,7 @@ class Hub:
             raise
         return hub
 
-    def wait_healthy(self, timeout: float = 30) -> None:
+    def wait_healthy(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -346,7 +348,7 @@ class HubBrowser:
         self.hub = hub
         self.name = name
         self.http = httpx.Client(timeout=30, follow_redirects=False)
-        self.prefix = f"/user/{quote(name)}/"
+        self.prefix = f"/user/{quote(name, safe='@~')}/"  # as JupyterHub escapes it
         #: The same person's browser on the Speckle site (its own cookies for that host).
         self.speckle = BrowserPlayer(honour_refresh_delay=False)
 
@@ -393,6 +395,15 @@ class HubBrowser:
         # The browser follows to /hub/spawn, which starts the default server.
         landing = self.navigate(response.headers["location"])
         assert landing.status_code == 200, f"after login: {landing.url} {landing.status_code}"
+
+    def login_only(self) -> None:
+        """Log in on the hub's form without following on to the spawn (no server started)."""
+        page = self.http.get(f"{self.hub.url}/hub/login", headers=NAVIGATE)
+        assert page.status_code == 200, page.text
+        form = {"username": self.name, "password": HUB_PASSWORD, "_xsrf": _hidden_xsrf(page.text)}
+        headers = {**NAVIGATE, "Sec-Fetch-Site": "same-origin", "Origin": self.hub.url}
+        response = self.http.post(f"{self.hub.url}/hub/login", data=form, headers=headers)
+        assert response.is_redirect, f"login as {self.name}: {response.status_code} {response.text}"
 
     def open_server(self, server_name: str = "") -> str:
         """Wait for the server, then open it (the hub's OAuth hop sets its cookies)."""
@@ -558,6 +569,13 @@ class Kernel:
             return result
         finally:
             conn.close()
+            # close() only starts the closing handshake; the socket must be closed inside this
+            # event loop, which ends with this call (else it is left for the GC: a warning).
+            protocol = getattr(conn, "protocol", None)
+            stream = getattr(protocol, "stream", None)
+            if stream is not None:
+                stream.close()
+            await asyncio.sleep(0)
 
     def _execute_request(self, msg_id: str, code: str) -> dict[str, Any]:
         return {
