@@ -3,23 +3,58 @@
 ``demo`` runs the whole sign-in offline: the dev server (a Speckle double on loopback) with
 a registered app whose redirect URL is this JupyterLab's callback, and JupyterLab on the
 getting-started notebook, with the app settings in JupyterLab's environment only.
+
+It stops everything it started — the dev server, JupyterLab and JupyterLab's kernels — on
+Ctrl+C, SIGTERM and SIGHUP (a closed terminal). JupyterLab runs in a session of its own, so a
+terminal's Ctrl+C reaches only the demo (JupyterLab's own Ctrl+C handler would stop to ask
+"Shutdown this Jupyter server (y/[n])?") and the demo stops it in order: see ``_children``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 DEMO_SCOPES = ["streams:read", "profile:read", "profile:email", "users:read"]
 NOTEBOOK = "getting-started.ipynb"
+#: What the demo needs beyond the package itself: the ``demo`` extra.
+DEMO_MODULES = {"jupyterlab": "JupyterLab", "ipykernel": "ipykernel"}
+#: The signals that mean "stop the demo" (SIGHUP: the terminal closed; not on Windows).
+STOP_SIGNALS = [
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+]
+
+
+class _Stop(BaseException):
+    """Raised in the main thread by a stop signal, so every ``with``/``finally`` unwinds.
+
+    A BaseException like KeyboardInterrupt: no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signum)
+
+
+def missing_demo_modules() -> list[str]:
+    """The names of what the demo needs and this environment lacks."""
+    return [
+        name for module, name in DEMO_MODULES.items() if importlib.util.find_spec(module) is None
+    ]
 
 
 def _free_port(preferred: int) -> int:
@@ -66,6 +101,28 @@ def lab_command(port: int, notebook_dir: Path, token: str, *, open_browser: bool
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    missing = missing_demo_modules()
+    if missing:
+        # One line that says what to do, instead of Jupyter's "command not found" usage dump.
+        print(
+            f"speckle-nb demo needs {' and '.join(missing)}, not installed here: "
+            'pip install "speckle-nb[demo]" (from a checkout: pip install -e ".[demo]")',
+            file=sys.stderr,
+        )
+        return 2
+    previous = {signum: signal.signal(signum, _raise_stop) for signum in STOP_SIGNALS}
+    try:
+        return _run_demo(args)
+    except _Stop as stop:
+        # Ctrl+C is the documented way to stop; other signals keep the shell's convention.
+        return 0 if stop.signum == signal.SIGINT else 128 + stop.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from ._children import stop_tree
     from .devserver import DevOptions, DevServer
 
     jupyter_port = _free_port(args.port)
@@ -99,13 +156,21 @@ def run_demo(args: argparse.Namespace) -> int:
             flush=True,
         )
         command = lab_command(jupyter_port, workdir, token, open_browser=args.browser)
-        lab = subprocess.Popen(command, env=env)
+        # Its own session: a terminal's Ctrl+C reaches the demo only, which then stops
+        # JupyterLab and its kernels in order. stdin closed: it has no prompt to show.
+        lab: subprocess.Popen[bytes] | None = None
         try:
+            lab = subprocess.Popen(
+                command, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+            )
             return lab.wait()
-        except KeyboardInterrupt:
-            lab.terminate()
-            lab.wait(timeout=15)
-            return 0
+        finally:
+            print("speckle-nb demo: stopping JupyterLab and the dev server…", flush=True)
+            # A second Ctrl+C while stopping must not leave JupyterLab half-stopped.
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
+            if lab is not None:
+                stop_tree(lab)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
