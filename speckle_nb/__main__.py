@@ -105,8 +105,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if missing:
         # One line that says what to do, instead of Jupyter's "command not found" usage dump.
         print(
-            f"speckle-nb demo needs {' and '.join(missing)}, not installed here: "
-            'pip install "speckle-nb[demo]" (from a checkout: pip install -e ".[demo]")',
+            f"speckle-nb demo needs {' and '.join(missing)}, not installed in this Python. Install: "
+            'pip install "speckle-nb[demo]" (in a checkout: pip install -e ".[demo]")',
             file=sys.stderr,
         )
         return 2
