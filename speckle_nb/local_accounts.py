@@ -7,6 +7,11 @@ The desktop manager and connectors (C# SDK) and specklepy share one account stor
 else ``%APPDATA%`` on Windows, ``~/Library/Application Support`` on macOS (``~/.config``
 before specklepy 3), and ``$XDG_DATA_HOME`` or ``~/.config`` on Linux.
 
+These are not our data paths (those go through ``platformdirs``, see ``remember``): they are
+where Speckle's own tools write, so they follow specklepy's rules, which differ from
+platformdirs' (``~/.config`` rather than ``~/.local/share`` on Linux; no ``XDG_DATA_HOME`` on
+macOS).
+
 Nothing here writes: the database is opened with ``mode=ro`` (and ``immutable=1`` when no
 write-ahead log is present, so SQLite creates no ``-wal``/``-shm`` files beside it), and no
 directory is created. The C# SDK *deletes* rows it finds incomplete, one more reason to
