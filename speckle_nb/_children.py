@@ -74,8 +74,13 @@ def _signal_all(processes: dict[int, str], signum: int) -> None:
             os.kill(pid, signum)
 
 
-def stop_tree(process: subprocess.Popen[bytes], *, grace: float = 20.0) -> None:
+def stop_tree(
+    process: subprocess.Popen[bytes], *, grace: float = 20.0, linger: float = 5.0
+) -> None:
     """Stop ``process`` gently, then end whatever of its tree outlived it.
+
+    ``grace``: how long ``process`` may take to stop on SIGTERM before it and its group are
+    killed; ``linger``: the same for what it left behind.
 
     ``process`` must have been started with ``start_new_session=True`` (its own process group),
     so that a terminal's Ctrl+C reaches only us and we decide the order.
@@ -92,6 +97,6 @@ def stop_tree(process: subprocess.Popen[bytes], *, grace: float = 20.0) -> None:
     process.wait()
     # Kernels it did not shut down, and what they started, in sessions of their own.
     _signal_all(tree, signal.SIGTERM)
-    if left := _wait_gone(tree, timeout=5.0):
+    if left := _wait_gone(tree, timeout=linger):
         _signal_all(left, signal.SIGKILL)
         _wait_gone(left, timeout=5.0)
