@@ -14,11 +14,12 @@ import logging
 import socket
 import struct
 from dataclasses import dataclass, field
-from html import escape
 from typing import Any
 
 import tornado.web
 
+from .express import encode_url, express_404, redirect_body
+from .jsjson import JsonBodyError, parse_body
 from .options import DevOptions
 from .ratelimit import RateLimiter
 from .state import DevState, TokenInfo
@@ -42,15 +43,6 @@ class Runtime:
     options: DevOptions
     limiter: RateLimiter = field(default_factory=RateLimiter)
     csrf_key: bytes = b""
-
-
-def express_404(method: str, path: str) -> str:
-    """Express's ``finalhandler`` page for an unknown route."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>Error</title>\n</head>\n<body>\n<pre>Cannot {escape(method)} "
-        f"{escape(path)}</pre>\n</body>\n</html>\n"
-    )
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -122,6 +114,26 @@ class ApiHandler(BaseHandler):
         super().set_default_headers()
         self.set_header("Access-Control-Allow-Origin", "*")
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            # Express has no "method not allowed": a route without this method is a 404.
+            self.set_status(404)
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(express_404(self.request.method or "GET", self.request.path))
+            return
+        super().write_error(status_code, **kwargs)
+
+    def express_redirect(self, url: str) -> None:
+        """``res.redirect(url)``: a 302 whose body says where, worded for ``Accept``."""
+        location = encode_url(url)
+        body, content_type = redirect_body(self.request.headers.get("Accept"), location)
+        self.set_status(302)
+        self.set_header("Location", location)
+        self.set_header("Vary", "Accept")
+        if content_type is not None:
+            self.set_header("Content-Type", content_type)
+        self.finish(body)
+
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
             return
@@ -170,29 +182,23 @@ class ApiHandler(BaseHandler):
         return raw
 
     def _parse_json_body(self) -> bool:
-        """``express.json``: only for JSON content types; empty means ``{}``."""
+        """``express.json``: only for JSON content types; empty means ``{}``, and a
+        malformed body is refused in V8's words (``jsjson``)."""
         if self.content_type.split(";", 1)[0].strip().lower() != "application/json":
             return True
-        raw = self.request.body
-        if not raw.strip():
-            self.json_body = {}
-            return True
         try:
-            value = json.loads(raw.decode("utf-8"))
-            if not isinstance(value, dict | list):
-                raise ValueError(f"Unexpected token {raw.decode('utf-8')[:1]!r}, strict mode")
-        except (ValueError, UnicodeDecodeError) as err:
+            self.json_body = parse_body(self.request.body)
+        except JsonBodyError as err:
             self.send_json(
                 400,
                 {
                     "error": {
-                        "message": f"Invalid request body: {err}",
+                        "message": f"Invalid request body: {err.message}",
                         "code": "USER_INPUT_ERROR",
                     }
                 },
             )
             return False
-        self.json_body = value
         return True
 
     def body_fields(self) -> dict[str, object]:

@@ -101,16 +101,23 @@ class BuiltInApp:
 
 ORIGIN = "{origin}"
 
-# §4.3: upserted on every boot, `secret == id`, all public. spklautoma is left out:
-# its redirect URL derives from an Automate URL this server does not have.
+# §4.3: upserted on every boot, `secret == id`, all public. Names, descriptions, redirect
+# URLs, trust flags and scopes as in the server's defaultApps.ts; connectrV3's description
+# was not in the source read (ours is a stand-in). spklautoma is left out: its redirect
+# URL derives from an Automate URL this server does not have (automateUrl is null).
 BUILT_IN_APPS: tuple[BuiltInApp, ...] = (
     BuiltInApp(
-        "spklwebapp", "Speckle Web Manager", "The Speckle web app.", ORIGIN, True, ALL_SCOPES
+        "spklwebapp",
+        "Speckle Web Manager",
+        "The Speckle Web Manager is your one-stop place to manage and coordinate your data.",
+        ORIGIN,
+        True,
+        ALL_SCOPES,
     ),
     BuiltInApp(
         "explorer",
         "Speckle Explorer",
-        "GraphiQL playground with authentication.",
+        "GraphiQL Playground with authentication.",
         ORIGIN + "/explorer",
         True,
         ALL_SCOPES,
@@ -142,7 +149,8 @@ BUILT_IN_APPS: tuple[BuiltInApp, ...] = (
     BuiltInApp(
         "sdas",
         "Speckle Connector",
-        "Speckle desktop authentication service.",
+        "Speckle desktop authentication service. This application helps link your Speckle "
+        "account with all host application connectors, like Revit, Rhino etc.",
         "http://localhost:29364",
         True,
         CONNECTOR_SCOPES,
@@ -158,7 +166,8 @@ BUILT_IN_APPS: tuple[BuiltInApp, ...] = (
     BuiltInApp(
         "spklexcel",
         "Speckle Connector For Excel",
-        "The Speckle Connector For Excel.",
+        "The Speckle Connector For Excel. For more info, check the docs here: "
+        "https://speckle.guide/user/excel.",
         "https://speckle-excel.netlify.app",
         True,
         CONNECTOR_SCOPES,
@@ -166,7 +175,9 @@ BUILT_IN_APPS: tuple[BuiltInApp, ...] = (
     BuiltInApp(
         "spklpwerbi",
         "Speckle Connector For PowerBI",
-        "The Speckle Connector For PowerBI.",
+        # Sic: the server's own text says Excel here.
+        "The Speckle Connector For Excel. For more info check the docs here: "
+        "https://speckle.guide/user/powerbi.html.",
         "https://oauth.powerbi.com/views/oauthredirect.html",
         True,
         POWERBI_SCOPES,

@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the success page waits before redirecting (the real page: 2)",
     )
     parser.add_argument(
+        "--sso-lapsed",
+        action="store_true",
+        help="add a workspace with SSO (slug acme-sso, two demo projects) whose SSO "
+        "session has lapsed: its projects are hidden and project(id) answers "
+        "SSO_SESSION_MISSING_OR_EXPIRED_ERROR",
+    )
+    parser.add_argument(
         "--app-redirect",
         metavar="URL",
         help="register an app with this redirect URL and print its id and secret",
@@ -50,8 +57,11 @@ def run_devserver_cli(argv: list[str] | None = None, *, out: TextIO | None = Non
         oauth_s256=args.s256,
         coop=args.coop,
         consent_delay=args.consent_delay,
+        sso_session_lapsed=args.sso_lapsed,
     )
     state = DevState()
+    if args.sso_lapsed:
+        state.seed_sso_workspace()
     app = None
     if args.app_redirect:
         try:
@@ -75,6 +85,8 @@ def run_devserver_cli(argv: list[str] | None = None, *, out: TextIO | None = Non
                 f"     redirect URL {app.redirect_url}",
             ]
         lines.append("Built-in apps (secret = id): sca, sdas, connectrV3, explorer, …")
+        if args.sso_lapsed:
+            lines.append("SSO session lapsed for workspace acme-sso (its projects are hidden)")
         stream.write("\n".join(lines) + "\nCtrl+C to stop.\n")
         stream.flush()
 

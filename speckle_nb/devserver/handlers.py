@@ -10,15 +10,16 @@ import json
 import time
 from urllib.parse import parse_qs
 
-from .base import ApiHandler, express_404
+from .base import ApiHandler
+from .express import express_404
 from .graphql_http import (
     CSRF_MESSAGE,
+    LANDING_PAGE,
     PREFLIGHT_HEADERS,
     Answer,
-    bad_request,
     csrf_blocked,
-    dumps,
     operations_in,
+    prefers_html,
 )
 from .graphql_http import run_request as run_graphql
 from .messages import (
@@ -67,7 +68,7 @@ class AccessCodeHandler(ApiHandler):
         if any(query.get("preventRedirect", [])):
             self.send_json(200, {"redirectUrl": redirect_url})
         else:
-            self.redirect(redirect_url)
+            self.express_redirect(redirect_url)
 
 
 class TokenHandler(ApiHandler):
@@ -93,7 +94,7 @@ class LogoutHandler(ApiHandler):
     async def post(self) -> None:
         body = self.body_fields()
         try:
-            self.state.logout(body_text(body.get("token")), body_text(body.get("refreshToken")))
+            self.state.logout(body.get("token"), body.get("refreshToken"))
         except LogoutError as err:
             self.send_text(400, err.message)
             return
@@ -150,14 +151,27 @@ class GraphQLHandler(ApiHandler):
     """``/graphql`` (and ``/graphql/<anything>``): Apollo Server 4 behind Speckle's limiter."""
 
     async def get(self, *_rest: str) -> None:
-        request = {k: v[0] for k, v in parse_qs(self.request.query).items() if v}
-        self._serve(request, "GET")
+        if prefers_html(self.request.headers.get("Accept")):
+            # Apollo's landing page comes before its CSRF check.
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(LANDING_PAGE)
+            return
+        self._serve(self.request.query, "GET")
 
     async def post(self, *_rest: str) -> None:
         payload: object = self.json_body
         if payload is None:
             payload = self.body_fields() or None
         self._serve(payload, "POST")
+
+    async def put(self, *_rest: str) -> None:
+        self._serve(None, "PUT")
+
+    async def patch(self, *_rest: str) -> None:
+        self._serve(None, "PATCH")
+
+    async def delete(self, *_rest: str) -> None:
+        self._serve(None, "DELETE")
 
     def _serve(self, payload: object, method: str) -> None:
         if not self._within_rate_limit(operations_in(payload)):
@@ -171,12 +185,9 @@ class GraphQLHandler(ApiHandler):
                 )
             )
             return
-        if payload is None:
-            self._answer(
-                bad_request("POST body missing, invalid Content-Type, or JSON object has no keys.")
-            )
-            return
-        context = GraphQLContext(state=self.state, auth=self.auth)
+        context = GraphQLContext(
+            state=self.state, auth=self.auth, sso_session_lapsed=self.opts.sso_session_lapsed
+        )
         accept = self.request.headers.get("Accept")
         self._answer(run_graphql(payload, method=method, context=context, accept=accept))
 
@@ -187,7 +198,7 @@ class GraphQLHandler(ApiHandler):
         )
         for name, value in answer.headers.items():
             self.set_header(name, value)
-        self.finish(dumps(answer.body))
+        self.finish(answer.text())
 
     def _within_rate_limit(self, points: int) -> bool:
         limit = self.opts.rate_limit

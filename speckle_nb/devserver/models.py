@@ -166,6 +166,17 @@ class Project:
     workspace_id: str | None = None
 
 
+@dataclass
+class Workspace:
+    """A Speckle workspace; ``sso`` means it has an SSO provider, so members need a
+    live SSO session to reach its projects (see ``DevOptions.sso_session_lapsed``)."""
+
+    id: str
+    slug: str
+    name: str
+    sso: bool = False
+
+
 @dataclass(frozen=True)
 class ProjectFilter:
     search: str | None = None

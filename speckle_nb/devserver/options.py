@@ -48,3 +48,8 @@ class DevOptions:
     "malformed" a 200 that is not JSON, "slow" waits ``slow_seconds`` before answering,
     "reset" drops the connection without an answer. Pages keep working."""
     slow_seconds: float = 30.0
+
+    sso_session_lapsed: bool = False
+    """Every user's SSO session has lapsed (7 days on a real server): projects of a
+    workspace with SSO drop out of ``activeUser.projects`` and ``project(id)`` answers
+    ``SSO_SESSION_MISSING_OR_EXPIRED_ERROR`` (HTTP 200), as the real server does."""

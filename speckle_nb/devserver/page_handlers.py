@@ -118,8 +118,10 @@ class LoginHandler(PageHandler):
 class LogoutPageHandler(PageHandler):
     def get(self) -> None:
         token = self.get_cookie(SESSION_COOKIE)
-        if token and self.state.validate_token(token):
-            self.state.logout(token)
+        info = self.state.validate_token(token) if token else None
+        if info is not None:
+            # Not state.logout: that counts the API's /auth/logout calls only.
+            self.state.revoke_user_token(info.token_id, info.user_id)
         self.clear_cookie(SESSION_COOKIE, path=COOKIE_PATH)
         self.redirect("/authn/login")
 

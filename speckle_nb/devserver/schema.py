@@ -17,7 +17,7 @@ from graphql import GraphQLError, GraphQLSchema, build_schema
 
 from .catalog import PUBLIC_SCOPES, SCOPE_BY_NAME, WILDCARD_SCOPE, in_server_order
 from .messages import missing_scope_message
-from .models import App, Project, ProjectFilter, TokenInfo, User, iso_ms
+from .models import App, Project, ProjectFilter, TokenInfo, User, Workspace, iso_ms
 from .state import DevState
 
 # graphql-core 3.3 made Info generic and 3.2 did not; both are allowed.
@@ -40,6 +40,8 @@ type Query {
   app(id: String!): ServerApp
   """The app behind an app token. Needs apps:read."""
   authenticatedAsApp: ServerAppListItem
+  """One project; needs streams:read (anonymous: public and unlisted projects only)."""
+  project(id: String!): Project!
 }
 
 type Mutation {
@@ -65,6 +67,14 @@ type User {
     sortBy: [String!]
   ): UserProjectCollection!
   apiTokens: [ApiToken!]!
+  """Workspaces whose SSO session has lapsed for this user (sign in again there)."""
+  expiredSsoSessions: [LimitedWorkspace!]!
+}
+
+type LimitedWorkspace {
+  id: ID!
+  slug: String!
+  name: String!
 }
 
 type ApiToken {
@@ -228,6 +238,7 @@ input ApiTokenCreateInput {
 class GraphQLContext:
     state: DevState
     auth: TokenInfo | None
+    sso_session_lapsed: bool = False
 
 
 def speckle_error(message: str, code: str, status: int, **extra: object) -> GraphQLError:
@@ -297,9 +308,15 @@ def resolve_server_info(_root: object, info: Info) -> dict[str, Any]:
             "isEmailEnabled": False,
         },
         "authStrategies": [
-            {"id": "local", "name": "Local", "icon": "TODO", "url": "/auth/local", "color": None}
+            {
+                "id": "local",
+                "name": "Local",
+                "icon": "TODO",
+                "url": "/auth/local",
+                "color": "accent",
+            }
         ],
-        "workspaces": {"workspacesEnabled": False},
+        "workspaces": {"workspacesEnabled": state.has_workspaces()},
     }
 
 
@@ -391,8 +408,10 @@ def resolve_user_projects(
         workspace_id=raw.get("workspaceId"),
         personal_only=raw.get("personalOnly"),
     )
+    ctx = _ctx(info)
+    hidden = frozenset(w.id for w in _lapsed_sso_workspaces(ctx, user.id))
     try:
-        page = _ctx(info).state.projects_page(user.id, limit, cursor, wanted)
+        page = ctx.state.projects_page(user.id, limit, cursor, wanted, hide_workspaces=hidden)
     except ValueError as err:
         raise speckle_error(str(err), "BAD_USER_INPUT", 400) from err
     return {
@@ -401,6 +420,51 @@ def resolve_user_projects(
         "cursor": page.cursor,
         "items": [_project(p) for p in page.items],
     }
+
+
+def _lapsed_sso_workspaces(ctx: GraphQLContext, user_id: str) -> list[Workspace]:
+    return ctx.state.sso_workspaces_of(user_id) if ctx.sso_session_lapsed else []
+
+
+def _limited_workspace(workspace: Workspace) -> dict[str, Any]:
+    return {"id": workspace.id, "slug": workspace.slug, "name": workspace.name}
+
+
+def resolve_user_expired_sso_sessions(user: User, info: Info) -> list[dict[str, Any]]:
+    _require_owner(user, info)
+    return [_limited_workspace(w) for w in _lapsed_sso_workspaces(_ctx(info), user.id)]
+
+
+SSO_LAPSED_MESSAGE = "Your workspace SSO session is expired or it does not exist"
+
+
+def resolve_project(_root: object, info: Info, id: str) -> dict[str, Any]:
+    """``project(id)`` through the server's authz policies, in their order: exists,
+    scope, SSO session, access."""
+    ctx = _ctx(info)
+    project = ctx.state.project(id)
+    if project is None:
+        raise speckle_error("Project not found", "STREAM_NOT_FOUND", 404)
+    if ctx.auth is not None:
+        require_scope(ctx.auth, "streams:read")
+    is_member = ctx.auth is not None and ctx.auth.user_id == project.owner_id
+    workspace = ctx.state.workspace(project.workspace_id)
+    if (
+        is_member
+        and workspace is not None
+        and workspace in _lapsed_sso_workspaces(ctx, project.owner_id)
+    ):
+        # The real error names the workspace by slug in extensions (not in the
+        # message): the client builds {server}/workspaces/{slug}/sso from it.
+        raise speckle_error(
+            SSO_LAPSED_MESSAGE,
+            "SSO_SESSION_MISSING_OR_EXPIRED_ERROR",
+            401,
+            workspaceSlug=workspace.slug,
+        )
+    if not is_member and project.visibility not in ("PUBLIC", "UNLISTED"):
+        raise speckle_error("You do not have access to the project", "FORBIDDEN", 403)
+    return _project(project)
 
 
 def _project(project: Project) -> dict[str, Any]:
@@ -447,12 +511,13 @@ def resolve_api_token_create(_root: object, info: Info, token: Mapping[str, Any]
     if "tokens:write" in asked:
         raise speckle_error(
             "You can't create a personal access token with the tokens:write scope",
-            "FORBIDDEN",
-            403,
+            "TOKEN_CREATE_ERROR",
+            400,
         )
     if WILDCARD_SCOPE not in auth.scopes and not set(asked) <= set(auth.scopes):
+        # Same error class on the server as the message above (TokenCreateError).
         raise speckle_error(
-            "You can't create a token with scopes that you don't have", "FORBIDDEN", 403
+            "You can't create a token with scopes that you don't have", "TOKEN_CREATE_ERROR", 400
         )
     lifespan = _lifespan_ms(token.get("lifespan"))
     return ctx.state.create_token(
@@ -479,7 +544,7 @@ def resolve_api_token_revoke(_root: object, info: Info, token: str) -> bool:
     try:
         ctx.state.revoke_user_token(token_id, auth.user_id)
     except LookupError as err:
-        raise speckle_error("Did not revoke token", "BAD_USER_INPUT", 400) from err
+        raise speckle_error("Did not revoke token", "USER_INPUT_ERROR", 400) from err
     return True
 
 
@@ -495,6 +560,7 @@ def dev_schema() -> GraphQLSchema:
     query.fields["serverInfo"].resolve = resolve_server_info
     query.fields["app"].resolve = resolve_app
     query.fields["authenticatedAsApp"].resolve = resolve_authenticated_as_app
+    query.fields["project"].resolve = resolve_project
     mutation.fields["apiTokenCreate"].resolve = resolve_api_token_create
     mutation.fields["apiTokenRevoke"].resolve = resolve_api_token_revoke
 
@@ -516,4 +582,5 @@ def dev_schema() -> GraphQLSchema:
     fields["email"].resolve = resolve_user_email
     fields["projects"].resolve = resolve_user_projects
     fields["apiTokens"].resolve = resolve_user_api_tokens
+    fields["expiredSsoSessions"].resolve = resolve_user_expired_sso_sessions
     return schema

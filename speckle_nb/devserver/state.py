@@ -66,6 +66,7 @@ from .models import (
     TokenInfo,
     TokenPair,
     User,
+    Workspace,
     digest,
     iso_ms,
     new_hex,
@@ -91,6 +92,7 @@ __all__ = [
     "TokenPair",
     "TokenRequestError",
     "User",
+    "Workspace",
     "body_text",
 ]
 
@@ -102,6 +104,7 @@ SEED_USERS: tuple[tuple[str, str, str, str | None], ...] = (
     ("bob@example.org", "bob-pass", "Bob Builder", "Builder & Co"),
 )
 DEMO_PROJECT_COUNT = 60
+SSO_DEMO_SLUG = "acme-sso"
 # Projects are dated from a fixed moment so that pages and cursors are reproducible.
 _SEED_EPOCH_MS = 1_767_225_600_000.0  # 2026-01-01T00:00:00.000Z
 
@@ -122,6 +125,9 @@ class DevState:
         self._tokens: dict[str, ApiToken] = {}
         self._refresh: dict[str, RefreshToken] = {}
         self._projects: dict[str, Project] = {}
+        self._workspaces: dict[str, Workspace] = {}
+        self.logout_calls = 0
+        """How many ``POST /auth/logout`` requests arrived (refused ones included)."""
         self.server_url = "http://localhost"
         self._seed_builtin_apps()
         if seed:
@@ -513,6 +519,20 @@ class DevState:
                 raise TokenRequestError(MSG_INVALID_REQUEST)
             return self._issue_app_tokens(app, row.user_id)
 
+    def refresh_token_valid(self, refresh_token: str) -> bool:
+        """Would this refresh token still mint a new pair? (Logout or revocation say no.)
+
+        For tests that check a client revoked the pair a refresh replaced: the real
+        server keeps the old refresh token alive until someone revokes it (§3.1).
+        """
+        with self._lock:
+            row = self._refresh.get(refresh_token[:10])
+            return (
+                row is not None
+                and self.now_ms() - row.created_ms <= row.lifespan_ms
+                and same_secret(digest(refresh_token[10:42]), row.digest)
+            )
+
     def _issue_app_tokens(self, app: App, user_id: str) -> TokenPair:
         token = self.create_token(user_id, app.scopes, name=f"{app.name}-token", app_id=app.id)
         refresh_id, refresh_secret = new_hex(10), new_hex(32)
@@ -527,15 +547,23 @@ class DevState:
 
     # -- /auth/logout ----------------------------------------------------------------------
 
-    def logout(self, token: str | None, refresh_token: str | None = None) -> None:
-        """§3.2: delete the token by its id (any kind of token), then the refresh token."""
-        if not token:
-            raise LogoutError(MSG_LOGOUT_FAILED)
+    def logout(self, token: object, refresh_token: object = None) -> None:
+        """§3.2: delete the token by its id (any kind of token), then the refresh token.
+
+        Takes the body's raw JSON values: the server slices them as strings, so a
+        truthy non-string refresh token fails (400) after the token is already gone.
+        """
         with self._lock:
+            self.logout_calls += 1
+            if not token or not isinstance(token, str):
+                raise LogoutError(MSG_LOGOUT_FAILED)
             if self._tokens.pop(token[:10], None) is None:
                 raise LogoutError(MSG_LOGOUT_FAILED)
-            if refresh_token:
-                self._refresh.pop(refresh_token[:10], None)
+            if isinstance(refresh_token, str):
+                if refresh_token:
+                    self._refresh.pop(refresh_token[:10], None)
+            elif refresh_token:
+                raise LogoutError(MSG_LOGOUT_FAILED)
 
     # -- projects ----------------------------------------------------------------------------
 
@@ -571,17 +599,66 @@ class DevState:
             self._projects[project.id] = project
             return project
 
+    def add_workspace(self, name: str, slug: str, *, sso: bool = False) -> Workspace:
+        """A workspace; give its projects ``workspace_id=workspace.id``."""
+        with self._lock:
+            workspace = Workspace(id=new_hex(10), slug=slug, name=name, sso=sso)
+            self._workspaces[workspace.id] = workspace
+            return workspace
+
+    def seed_sso_workspace(self) -> Workspace:
+        """The demo's workspace with SSO: "Acme (SSO)", slug ``acme-sso``, and two of the
+        demo user's projects in it. Pair with ``DevOptions.sso_session_lapsed``."""
+        workspace = self.add_workspace("Acme (SSO)", SSO_DEMO_SLUG, sso=True)
+        for i in range(2):
+            self.add_project(
+                self.demo_user.id,
+                f"Acme SSO project {i + 1}",
+                workspace_id=workspace.id,
+                visibility="WORKSPACE",
+                created_ms=_SEED_EPOCH_MS - (i + 1) * 3_600_000,
+            )
+        return workspace
+
+    def workspace(self, workspace_id: str | None) -> Workspace | None:
+        with self._lock:
+            return self._workspaces.get(workspace_id) if workspace_id else None
+
+    def has_workspaces(self) -> bool:
+        with self._lock:
+            return bool(self._workspaces)
+
+    def project(self, project_id: str) -> Project | None:
+        with self._lock:
+            return self._projects.get(project_id)
+
+    def sso_workspaces_of(self, user_id: str) -> list[Workspace]:
+        """Workspaces with SSO in which ``user_id`` has projects (their "member" ones)."""
+        with self._lock:
+            ids = {p.workspace_id for p in self._projects.values() if p.owner_id == user_id}
+            return [w for w in self._workspaces.values() if w.id in ids and w.sso]
+
     def projects_page(
         self,
         user_id: str,
         limit: int,
         cursor: str | None = None,
         project_filter: ProjectFilter | None = None,
+        *,
+        hide_workspaces: frozenset[str] = frozenset(),
     ) -> ProjectPage:
-        """Newest first by ``updatedAt``; ``cursor`` names the last item already seen."""
+        """Newest first by ``updatedAt``; ``cursor`` names the last item already seen.
+
+        Projects of the workspaces in ``hide_workspaces`` are left out altogether (a
+        lapsed SSO session hides them from lists, count included).
+        """
         wanted = project_filter or ProjectFilter()
         with self._lock:
-            rows = [p for p in self._projects.values() if p.owner_id == user_id]
+            rows = [
+                p
+                for p in self._projects.values()
+                if p.owner_id == user_id and p.workspace_id not in hide_workspaces
+            ]
         rows = [p for p in rows if _matches(p, wanted)]
         rows.sort(key=lambda p: (p.updated_ms, p.id), reverse=True)
         start = 0

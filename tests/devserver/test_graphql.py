@@ -186,7 +186,7 @@ def test_pat_scopes_must_be_a_subset_of_the_callers(
     assert (
         answer["errors"][0]["message"] == "You can't create a token with scopes that you don't have"
     )
-    assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert answer["errors"][0]["extensions"]["code"] == "TOKEN_CREATE_ERROR"
 
 
 def test_batch_answers_each_entry_in_order(http: httpx.Client, reader: str) -> None:

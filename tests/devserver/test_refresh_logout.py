@@ -154,3 +154,33 @@ def test_logout_without_a_known_token_is_a_400(http: httpx.Client, body: dict[st
         400,
         "Something went wrong while trying to logout.",
     )
+
+
+def test_a_test_can_tell_that_the_replaced_pair_was_revoked(
+    devserver: DevServer, dev_app: App, http: httpx.Client
+) -> None:
+    """What a client test checks after an automatic refresh (issue 15): the old pair,
+    which Speckle keeps alive, is revoked by the client's logout — and only it."""
+    old = _pair(devserver, dev_app, http)
+    new = _refresh(http, dev_app, old["refreshToken"]).json()
+    state = devserver.state
+    assert state.refresh_token_valid(old["refreshToken"])  # Speckle does not rotate
+
+    logout = http.post(
+        "/auth/logout", json={"token": old["token"], "refreshToken": old["refreshToken"]}
+    )
+
+    assert logout.status_code == 200
+    assert state.logout_calls == 1
+    assert not state.refresh_token_valid(old["refreshToken"])
+    assert state.validate_token(old["token"]) is None
+    assert state.refresh_token_valid(new["refreshToken"])
+    assert state.validate_token(new["token"]) is not None
+    assert not state.refresh_token_valid(new["refreshToken"][:10] + "0" * 32)
+
+
+def test_refused_logouts_are_counted_too(devserver: DevServer, http: httpx.Client) -> None:
+    answer = http.post("/auth/logout", json={"token": "0" * 42})
+
+    assert answer.status_code == 400
+    assert devserver.state.logout_calls == 1

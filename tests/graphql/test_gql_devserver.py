@@ -200,18 +200,17 @@ def test_missing_scope_keeps_partial_data(make: Callable[..., SpeckleClient], de
 
 
 def test_forbidden_without_scope(make: Callable[..., SpeckleClient], dev: Any) -> None:
-    # The server refuses to mint a PAT with tokens:write: FORBIDDEN, but no scope is missing.
-    writer = dev.state.create_token(dev.demo_user.id, scopes=["tokens:write", "profile:read"])
-    client = make(token=writer)
+    # Another user's private project: FORBIDDEN, but no scope is missing.
+    reader = dev.state.create_token(dev.demo_user.id, scopes=["streams:read"])
+    alice = dev.state.user_by_email("alice@example.org")
+    private = dev.state.add_project(alice.id, "Alice's private project")
+    client = make(token=reader)
     with pytest.raises(ForbiddenError) as caught:
-        client.execute(
-            "mutation M($t: ApiTokenCreateInput!) { apiTokenCreate(token: $t) }",
-            {"t": {"name": "nb", "scopes": ["tokens:write"]}},
-        )
+        client.execute("query P($id: String!) { project(id: $id) { id } }", {"id": private.id})
     assert not isinstance(caught.value, MissingScopeError)
     assert caught.value.codes == ["FORBIDDEN"]
-    assert "tokens:write" in str(caught.value)
-    assert writer not in str(caught.value)
+    assert "You do not have access to the project" in str(caught.value)
+    assert reader not in str(caught.value)
 
 
 class HeaderDroppingTransport(httpx.HTTPTransport):
