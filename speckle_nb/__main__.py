@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from ._names import ENV_APP_ID, ENV_APP_SECRET, ENV_SERVER_URL
+
 DEMO_SCOPES = ["streams:read", "profile:read", "profile:email", "users:read"]
 NOTEBOOK = "getting-started.ipynb"
 #: What the demo needs beyond the package itself: the ``demo`` extra.
@@ -138,10 +140,10 @@ def _run_demo(args: argparse.Namespace) -> int:
         app = dev.state.register_app("speckle-nb demo", redirect, DEMO_SCOPES, trusted=False)
         token = secrets.token_urlsafe(24)
         env = os.environ | {
-            "SPECKLE_SERVER_URL": dev.url,
-            "SPECKLE_APP_ID": app.id,
+            ENV_SERVER_URL: dev.url,
+            ENV_APP_ID: app.id,
             # Only the Jupyter process gets the secret; it is never printed.
-            "SPECKLE_APP_SECRET": app.secret,
+            ENV_APP_SECRET: app.secret,
         }
         print(
             "speckle-nb demo — everything runs on this machine, offline.\n"

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from IPython.core import magic
 from IPython.core import magic_arguments as magic_args
 
+from ._names import ENV_TOKEN, env_text
 from .credentials import Credentials
 from .errors import SpeckleError
 
@@ -196,7 +197,7 @@ class SpeckleMagics(magic.Magics):
         creds: Credentials | None = _session().credentials(server_url)
         if creds is None:
             hint = _HOW_TO_SIGN_IN
-            if os.environ.get("SPECKLE_TOKEN", "").strip():
+            if env_text(ENV_TOKEN):
                 hint += (
                     " SPECKLE_TOKEN is set: `speckle_nb.client()` will use it, or check it now "
                     "with `%speckle_token --env SPECKLE_TOKEN`."

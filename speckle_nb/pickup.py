@@ -14,7 +14,6 @@ cell. Only httpx here: no tornado, no Jupyter imports.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import ipaddress
 import secrets
 import threading
@@ -27,6 +26,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from . import errors
+from ._names import INSTANCE_HEADER, pickup_hash
 from .credentials import Credentials, User, normalize_server_url
 from .oauth import TokenPair
 
@@ -34,8 +34,6 @@ __all__ = ["PickupClient", "SignInRequest"]
 
 #: What a long poll asks the server to hold (the server caps it at ``c.SpeckleNB.pickup_hold``).
 DEFAULT_HOLD = 30.0
-#: Names the server process that answered (``SignInService.instance_id``).
-INSTANCE_HEADER = "X-Speckle-NB-Instance"
 #: Pauses between tries while the Jupyter server cannot be reached (it may be restarting).
 RETRY_PAUSES = (0.5, 1.0, 2.0)
 RESTARTED_MESSAGE = (
@@ -66,7 +64,7 @@ class SignInRequest:
     @property
     def pickup_hash(self) -> str:
         """SHA-256 of the pickup secret, lowercase hex: what the start URL carries."""
-        return hashlib.sha256(self.pickup_secret.encode("utf-8")).hexdigest()
+        return pickup_hash(self.pickup_secret)
 
     def start_path(self) -> str:
         """``speckle-nb/start?request=…&pickup=…[&server=…]``, relative to the base URL."""

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast, get_args
 
+from ._names import ENV_DATA_DIR
 from .credentials import Credentials, Source, User, normalize_server_url
 from .errors import ConfigurationError
 
@@ -143,7 +144,7 @@ def data_dir(path: PathArg = None) -> Path:
     user data directory (``platformdirs``; not roaming on Windows: tokens stay on this machine)."""
     if path is not None:
         return Path(path)
-    override = os.environ.get("SPECKLE_NB_DATA_DIR")
+    override = os.environ.get(ENV_DATA_DIR)
     if override:
         return Path(override)
     import platformdirs  # only when a file is used: not on the kernel's import path

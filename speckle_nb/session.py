@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._names import DEFAULT_SERVER_URL, ENV_SERVER_URL, ENV_TOKEN, env_text
 from .credentials import Credentials, Source, User, normalize_server_url
 from .errors import (
     ConfigurationError,
@@ -52,7 +52,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Where a token goes when nothing else names a server (specklepy and the C# SDK agree).
-DEFAULT_SERVER_URL = "https://app.speckle.systems"
 
 
 class SessionListener(Protocol):
@@ -71,7 +70,7 @@ def _normalize(server_url: str) -> str:
 
 def env_server_url() -> str | None:
     """``SPECKLE_SERVER_URL``, normalised, or ``None`` when unset."""
-    raw = os.environ.get("SPECKLE_SERVER_URL", "").strip()
+    raw = env_text(ENV_SERVER_URL)
     if not raw:
         return None
     try:
@@ -390,7 +389,7 @@ class Session:
 
 _SOURCE_WORDS = {
     "token": "use_token or the panel's token field",
-    "env": "SPECKLE_TOKEN",
+    "env": ENV_TOKEN,
     "magic": "%speckle_token",
     "remembered": "remembered on this computer",
     "local": "a Speckle desktop/specklepy account",

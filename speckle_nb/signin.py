@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from ._names import ENV_TOKEN
 from .credentials import Credentials, normalize_server_url
 from .errors import (
     ConfigurationError,
@@ -655,7 +656,7 @@ class SignInController:
 
 
 _KIND_WORDS = {
-    "env": "SPECKLE_TOKEN",
+    "env": ENV_TOKEN,
     "local": "Speckle desktop / specklepy account",
     "session": "signed in in this kernel",
 }

@@ -23,6 +23,7 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
 
 from .. import __version__
+from .._names import INSTANCE_HEADER
 from ..oauth import parse_callback_url
 from .pages import Page, continue_page
 from .redirect import request_origin
@@ -32,7 +33,6 @@ __all__ = ["COOKIE_NAME", "INSTANCE_HEADER", "ROUTES", "SERVICE_SETTING"]
 
 SERVICE_SETTING = "speckle_nb_service"
 COOKIE_NAME = "speckle-nb-flow"
-INSTANCE_HEADER = "X-Speckle-NB-Instance"
 AUTH_RESOURCE = "speckle_nb"
 
 
