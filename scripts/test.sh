@@ -15,6 +15,11 @@ fi
 if ! command -v configurable-http-proxy >/dev/null 2>&1; then
   as_root npm install -g --silent configurable-http-proxy
 fi
+# The README test builds a fresh venv with pip in it: Debian's own Python needs python3-venv.
+if ! python -c "import ensurepip" >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq python3-venv >/dev/null
+fi
 python -m pip install -q --disable-pip-version-check -e ".[test]"
 
 ruff check .

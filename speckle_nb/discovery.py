@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["ENV_JUPYTER_PID", "ENV_JUPYTER_URL", "JupyterServer", "find_jupyter_server"]
+from ._names import ENV_JUPYTER_PID, ENV_JUPYTER_URL
 
-ENV_JUPYTER_URL = "SPECKLE_NB_JUPYTER_URL"
-ENV_JUPYTER_PID = "SPECKLE_NB_JUPYTER_PID"
+__all__ = ["ENV_JUPYTER_PID", "ENV_JUPYTER_URL", "JupyterServer", "find_jupyter_server"]
 
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "*"}  # noqa: S104 - names to replace, not a bind
 

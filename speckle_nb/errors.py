@@ -24,6 +24,9 @@
         ├── PortInUseError            the kernel cannot listen: another program has the port
         └── SignInCancelledError      the user cancelled
 
+Every error survives pickling with all its attributes (dask, multiprocessing and ipyparallel
+send exceptions between processes): see ``SpeckleError.__reduce__``.
+
 Every message names the cause and the next step. No message, repr or attribute shown
 by default ever holds a token, refresh token, app secret, access code or pickup secret:
 the server's own words are kept (``server_message``) because they never contain one.
@@ -71,6 +74,14 @@ class SpeckleError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own pickling calls ``cls(*self.args)``, which breaks every subclass whose
+        # ``__init__`` takes keyword-only attributes (``ServerError(message)`` has no
+        # ``status_code``: TypeError) or builds its message from other arguments. Rebuilding
+        # from the instance's state instead skips ``__init__`` and works for any subclass,
+        # including ones added later, without each one having to remember.
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))
 
 
 class ConfigurationError(SpeckleError):
@@ -294,6 +305,14 @@ class SignInSupersededError(SignInError):
 
 class SignInCancelledError(SignInError):
     reason = "cancelled"
+
+
+def _rebuild(cls: type[SpeckleError], args: tuple[Any, ...], state: dict[str, Any]) -> SpeckleError:
+    """Unpickle a ``SpeckleError``: its args and attributes as they were, ``__init__`` not run."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 _SIGN_IN_ERRORS: dict[str, type[SignInError]] = {

@@ -44,6 +44,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ._names import (
+    ENV_APP_ID,
+    ENV_APP_SECRET,
+    ENV_REDIRECT_URL,
+    env_text,
+    server_url_setting,
+)
 from .credentials import Credentials, User
 from .errors import (
     ConfigurationError,
@@ -91,7 +98,6 @@ BUILTIN_REDIRECT_URLS: Mapping[str, str] = {
     "connectrV3": "http://localhost:29355",
 }
 
-DEFAULT_SERVER_URL = "https://app.speckle.systems"
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 _BARE_CODE = re.compile(r"[0-9a-fA-F]{42}")
 
@@ -107,11 +113,11 @@ def kernel_app_from_env(environ: Mapping[str, str] | None = None) -> App | None:
     ``ConfigurationError`` for a malformed server URL or app id.
     """
     env = os.environ if environ is None else environ
-    app_id = env.get("SPECKLE_APP_ID", "").strip()
+    app_id = env_text(ENV_APP_ID, env)
     if not app_id:
         return None
-    server_url = env.get("SPECKLE_SERVER_URL", "").strip() or DEFAULT_SERVER_URL
-    secret = env.get("SPECKLE_APP_SECRET", "").strip() or None
+    server_url = server_url_setting(env)
+    secret = env_text(ENV_APP_SECRET, env) or None
     if secret is None and app_id in BUILTIN_REDIRECT_URLS:
         secret = app_id
     try:
@@ -128,10 +134,10 @@ def redirect_url_from_env(
     ``app_id`` defaults to ``SPECKLE_APP_ID``. ``None`` when neither says.
     """
     env = os.environ if environ is None else environ
-    explicit = env.get("SPECKLE_REDIRECT_URL", "").strip()
+    explicit = env_text(ENV_REDIRECT_URL, env)
     if explicit:
         return explicit
-    app_id = app_id if app_id is not None else env.get("SPECKLE_APP_ID", "").strip()
+    app_id = app_id if app_id is not None else env_text(ENV_APP_ID, env)
     return BUILTIN_REDIRECT_URLS.get(app_id or "")
 
 

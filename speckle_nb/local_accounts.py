@@ -7,6 +7,11 @@ The desktop manager and connectors (C# SDK) and specklepy share one account stor
 else ``%APPDATA%`` on Windows, ``~/Library/Application Support`` on macOS (``~/.config``
 before specklepy 3), and ``$XDG_DATA_HOME`` or ``~/.config`` on Linux.
 
+These are not our data paths (those go through ``platformdirs``, see ``remember``): they are
+where Speckle's own tools write, so they follow specklepy's rules, which differ from
+platformdirs' (``~/.config`` rather than ``~/.local/share`` on Linux; no ``XDG_DATA_HOME`` on
+macOS).
+
 Nothing here writes: the database is opened with ``mode=ro`` (and ``immutable=1`` when no
 write-ahead log is present, so SQLite creates no ``-wal``/``-shm`` files beside it), and no
 directory is created. The C# SDK *deletes* rows it finds incomplete, one more reason to
@@ -25,6 +30,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ._names import DEFAULT_SERVER_URL, ENV_TOKEN, ENV_USERDATA_PATH, env_text, server_url_setting
 from .credentials import Credentials, User, normalize_server_url
 from .errors import ConfigurationError
 
@@ -37,8 +43,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Where a token without a server goes (the same default as specklepy and the C# SDK).
-DEFAULT_SERVER_URL = "https://app.speckle.systems"
 
 _APP_FOLDER = "Speckle"
 
@@ -52,7 +56,7 @@ def account_store_bases(base_path: str | os.PathLike[str] | None = None) -> list
     """
     if base_path is not None:
         return [Path(base_path)]
-    override = os.environ.get("SPECKLE_USERDATA_PATH")
+    override = os.environ.get(ENV_USERDATA_PATH)
     if override:
         return [Path(override)]
     home = Path.home()
@@ -101,10 +105,10 @@ def env_credentials() -> Credentials | None:
     ``None`` when ``SPECKLE_TOKEN`` is unset or blank. A malformed ``SPECKLE_SERVER_URL``
     raises ``ConfigurationError`` naming the variable (never the token).
     """
-    token = os.environ.get("SPECKLE_TOKEN", "").strip()
+    token = env_text(ENV_TOKEN)
     if not token:
         return None
-    raw_server = os.environ.get("SPECKLE_SERVER_URL", "").strip() or DEFAULT_SERVER_URL
+    raw_server = server_url_setting()
     try:
         server_url = normalize_server_url(raw_server)
     except ValueError as exc:

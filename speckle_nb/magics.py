@@ -21,11 +21,12 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from IPython.core import magic
 from IPython.core import magic_arguments as magic_args
 
+from ._names import ENV_TOKEN, env_text
 from .credentials import Credentials
 from .errors import SpeckleError
 
@@ -42,9 +43,10 @@ class _Decorator(Protocol):
     def __call__(self, func: _F, /) -> _F: ...
 
 
-# IPython's decorators carry no annotations; these names give them their (simple) types.
-_magics_class: _Decorator = magic.magics_class
-_line_magic: _Decorator = magic.line_magic
+# IPython 8's decorators carry no annotations and IPython 9's are looser than their use here
+# (``line_magic`` also takes a name): these names give them the one type we use, on both.
+_magics_class = cast(_Decorator, magic.magics_class)
+_line_magic = cast(_Decorator, magic.line_magic)
 _magic_arguments: Callable[[], _Decorator] = magic_args.magic_arguments
 _argument: Callable[..., _Decorator] = magic_args.argument
 _parse_argstring: Callable[[Any, str], Any] = magic_args.parse_argstring
@@ -109,7 +111,7 @@ class SpeckleMagics(magic.Magics):
     """The ``%speckle_token`` line magic. ``prompt`` reads the token (``getpass`` by default)."""
 
     def __init__(self, shell: Any = None, *, prompt: Prompt | None = None) -> None:
-        super().__init__(shell)  # type: ignore[no-untyped-call]
+        super().__init__(shell)  # type: ignore[no-untyped-call, unused-ignore]  # typed in IPython 9
         #: Reads a secret without echoing it; tests put their own function here.
         self.prompt: Prompt | None = prompt
 
@@ -201,7 +203,7 @@ class SpeckleMagics(magic.Magics):
         creds: Credentials | None = _session().credentials(server_url)
         if creds is None:
             hint = _HOW_TO_SIGN_IN
-            if os.environ.get("SPECKLE_TOKEN", "").strip():
+            if env_text(ENV_TOKEN):
                 hint += (
                     " SPECKLE_TOKEN is set: `speckle_nb.client()` will use it, or check it now "
                     "with `%speckle_token --env SPECKLE_TOKEN`."

@@ -14,7 +14,6 @@ cell. Only httpx here: no tornado, no Jupyter imports.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import ipaddress
 import os
 import secrets
@@ -28,6 +27,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from . import errors
+from ._names import INSTANCE_HEADER, KERNEL_KEY_ENV, KERNEL_KEY_HEADER, NOT_A_KERNEL, pickup_hash
 from .credentials import Credentials, User, normalize_server_url
 from .oauth import TokenPair
 
@@ -35,15 +35,6 @@ __all__ = ["KERNEL_KEY_ENV", "KERNEL_KEY_HEADER", "PickupClient", "SignInRequest
 
 #: What a long poll asks the server to hold (the server caps it at ``c.SpeckleNB.pickup_hold``).
 DEFAULT_HOLD = 30.0
-#: Names the server process that answered (``SignInService.instance_id``).
-INSTANCE_HEADER = "X-Speckle-NB-Instance"
-#: The extension's per-server key, which it puts in its own environment at start so that the
-#: kernels it starts inherit it; ``pickup`` and ``refresh`` answer only requests carrying it
-#: in ``KERNEL_KEY_HEADER`` (see ``docs/security.md``). Never logged, never in widget state.
-KERNEL_KEY_ENV = "SPECKLE_NB_KERNEL_KEY"
-KERNEL_KEY_HEADER = "X-Speckle-NB-Kernel-Key"
-#: The reason word of the server's 403 for a request without the kernel key.
-NOT_A_KERNEL = "not-this-servers-kernel"
 #: Pauses between tries while the Jupyter server cannot be reached (it may be restarting).
 RETRY_PAUSES = (0.5, 1.0, 2.0)
 RESTARTED_MESSAGE = (
@@ -74,7 +65,7 @@ class SignInRequest:
     @property
     def pickup_hash(self) -> str:
         """SHA-256 of the pickup secret, lowercase hex: what the start URL carries."""
-        return hashlib.sha256(self.pickup_secret.encode("utf-8")).hexdigest()
+        return pickup_hash(self.pickup_secret)
 
     def start_path(self) -> str:
         """``speckle-nb/start?request=…&pickup=…[&server=…]``, relative to the base URL."""

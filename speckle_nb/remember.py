@@ -8,10 +8,12 @@
 Where it goes: the OS keyring through the optional ``keyring`` package (service
 ``speckle-nb``, one entry per server URL plus a non-secret index entry, since keyring cannot
 list entries) when it has a usable backend; otherwise ``credentials.json`` in a private
-directory: ``SPECKLE_NB_DATA_DIR``, else ``$XDG_DATA_HOME/speckle-nb``, else
-``~/.local/share/speckle-nb`` (``%LOCALAPPDATA%\\speckle-nb`` on Windows). The directory is
-created 0700 and the file 0600, written atomically (temporary file + ``os.replace``) under
-a lock, and a file other users can read or replace is refused, never read. ``recall`` looks
+directory: ``SPECKLE_NB_DATA_DIR``, else the platform's user data directory (``platformdirs``):
+``$XDG_DATA_HOME/speckle-nb`` or ``~/.local/share/speckle-nb`` on Linux,
+``~/Library/Application Support/speckle-nb`` on macOS, ``%LOCALAPPDATA%\\speckle-nb`` on
+Windows. The directory is created 0700 and the file 0600, written atomically (temporary file +
+``os.replace``) under a lock, and a file other users can read or replace is refused, never read.
+Those mode and owner checks are POSIX's; on Windows they are skipped (docs/security.md says why). ``recall`` looks
 in the keyring first, then in the file; ``forget`` clears both.
 
 Nothing returns, logs or raises with a token in it: records are JSON strings handed to the
@@ -31,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast, get_args
 
+from ._names import ENV_DATA_DIR
 from .credentials import Credentials, Source, User, normalize_server_url
 from .errors import ConfigurationError
 
@@ -50,6 +53,8 @@ KEYRING_SERVICE = "speckle-nb"
 #: The keyring entry that lists the remembered servers (a URL always holds "://", this never).
 _INDEX_KEY = "remembered-servers"
 _FILE_NAME = "credentials.json"
+#: The folder under the platform's user data directory.
+_APP_NAME = "speckle-nb"
 _FILE_VERSION = 1
 
 PathArg = str | os.PathLike[str] | None
@@ -135,17 +140,22 @@ def remembered_servers(*, data_dir: PathArg = None) -> list[str]:
 
 
 def data_dir(path: PathArg = None) -> Path:
-    """Where the credentials file lives: ``path``, ``SPECKLE_NB_DATA_DIR``, or the XDG default."""
+    """Where the credentials file lives: ``path``, ``SPECKLE_NB_DATA_DIR``, or the platform's
+    user data directory (``platformdirs``; not roaming on Windows: tokens stay on this machine)."""
     if path is not None:
         return Path(path)
-    override = os.environ.get("SPECKLE_NB_DATA_DIR")
+    override = os.environ.get(ENV_DATA_DIR)
     if override:
         return Path(override)
-    if os.name == "nt":
-        local = os.environ.get("LOCALAPPDATA")
-        return (Path(local) if local else Path.home() / "AppData" / "Local") / "speckle-nb"
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "speckle-nb"
+    import platformdirs  # only when a file is used: not on the kernel's import path
+
+    standard = platformdirs.user_data_path(_APP_NAME, appauthor=False, roaming=False)
+    # speckle-nb 0.1 used ~/.local/share on macOS too: a file remembered there is still found
+    # until something is remembered in the standard place.
+    legacy = Path.home() / ".local" / "share" / _APP_NAME
+    if not standard.exists() and (legacy / _FILE_NAME).is_file():
+        return legacy
+    return standard
 
 
 # --------------------------------------------------------------------------- records

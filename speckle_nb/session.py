@@ -20,13 +20,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._names import DEFAULT_SERVER_URL, ENV_SERVER_URL, ENV_TOKEN, env_text
 from .credentials import Credentials, Source, User, normalize_server_url
 from .errors import (
     ConfigurationError,
@@ -52,9 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Where a token goes when nothing else names a server (specklepy and the C# SDK agree).
-DEFAULT_SERVER_URL = "https://app.speckle.systems"
-
 
 class SessionListener(Protocol):
     """What the session tells a live panel. Called outside the session's lock."""
@@ -72,7 +69,7 @@ def _normalize(server_url: str) -> str:
 
 def env_server_url() -> str | None:
     """``SPECKLE_SERVER_URL``, normalised, or ``None`` when unset."""
-    raw = os.environ.get("SPECKLE_SERVER_URL", "").strip()
+    raw = env_text(ENV_SERVER_URL)
     if not raw:
         return None
     try:
@@ -293,7 +290,7 @@ class Session:
         )
         with self._lock:
             if source == "env":
-                self._env_vars[creds.server_url] = env_var or "SPECKLE_TOKEN"
+                self._env_vars[creds.server_url] = env_var or ENV_TOKEN
             else:
                 self._env_vars.pop(creds.server_url, None)
         self.store(creds)
@@ -302,8 +299,8 @@ class Session:
     def _env_note(self, variable: str | None = None) -> str:
         """After a sign-out: says that a token variable is still set and how to use it on
         purpose (the variable's value never appears)."""
-        name = variable or "SPECKLE_TOKEN"
-        if not self._env_token_off or not os.environ.get(name, "").strip():
+        name = variable or ENV_TOKEN
+        if not self._env_token_off or not env_text(name):
             return ""
         return (
             f"{name} is still set in this kernel's environment, but after `sign_out()` it is "
@@ -477,7 +474,7 @@ class Session:
 
 _SOURCE_WORDS = {
     "token": "use_token or the panel's token field",
-    "env": "SPECKLE_TOKEN",
+    "env": ENV_TOKEN,
     "magic": "%speckle_token",
     "remembered": "remembered on this computer",
     "local": "a Speckle desktop/specklepy account",

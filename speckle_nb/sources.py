@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from ._names import ENV_TOKEN
 from .credentials import Credentials
 from .errors import SpeckleError
 from .session import DEFAULT_SERVER_URL, Session, env_server_url
@@ -17,7 +18,7 @@ __all__ = ["Sources", "recall_checked", "server_choices"]
 log = logging.getLogger(__name__)
 
 _KIND_WORDS = {
-    "env": "SPECKLE_TOKEN",
+    "env": ENV_TOKEN,
     "local": "Speckle desktop / specklepy account",
     "session": "signed in in this kernel",
 }

@@ -20,7 +20,6 @@ to the hub's login page, which says why.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +36,7 @@ from tornado import escape, web
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 from traitlets import Unicode, default
 
+from .._names import ENV_APP_ID, ENV_APP_SECRET, env_text, server_url_setting
 from ..credentials import normalize_server_url
 from ..server.pages import continue_page
 
@@ -143,15 +143,15 @@ class SpeckleOAuthenticator(OAuthenticator):  # type: ignore[misc]
 
     @default("speckle_server_url")
     def _server_default(self) -> str:
-        return os.environ.get("SPECKLE_SERVER_URL") or "https://app.speckle.systems"
+        return server_url_setting()
 
     @default("client_id")
     def _client_id_default(self) -> str:
-        return os.environ.get("SPECKLE_APP_ID", "")
+        return env_text(ENV_APP_ID)
 
     @default("client_secret")
     def _client_secret_default(self) -> str:
-        return os.environ.get("SPECKLE_APP_SECRET", "")
+        return env_text(ENV_APP_SECRET)
 
     @default("username_claim")
     def _username_claim_default(self) -> Any:

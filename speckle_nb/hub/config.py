@@ -17,6 +17,7 @@ import os
 import sys
 from typing import Any
 
+from .._names import ENV_APP_ID, ENV_APP_SECRET, ENV_SERVER_URL, env_text, server_url_setting
 from ..credentials import normalize_server_url
 from ..errors import ConfigurationError
 
@@ -26,7 +27,6 @@ log = logging.getLogger("speckle_nb.hub")
 
 SERVICE_NAME = "speckle-nb"
 DEFAULT_SERVICE_PORT = 10111
-DEFAULT_SERVER = "https://app.speckle.systems"
 #: The hub scope a single-user server's token (and so its kernels) needs to read its own
 #: user's auth_state (``GET /hub/api/users/<name>``).
 AUTH_STATE_SCOPE = "admin:auth_state!user"
@@ -67,11 +67,9 @@ def configure(
         service_url: where user servers reach the service (default
             ``http://127.0.0.1:<service_port>``; on Kubernetes ``http://hub:<port>``).
     """
-    server = normalize_server_url(
-        server_url or os.environ.get("SPECKLE_SERVER_URL") or DEFAULT_SERVER
-    )
-    app_id = app_id or os.environ.get("SPECKLE_APP_ID", "")
-    app_secret = app_secret or os.environ.get("SPECKLE_APP_SECRET", "")
+    server = normalize_server_url(server_url or server_url_setting())
+    app_id = app_id or env_text(ENV_APP_ID)
+    app_secret = app_secret or env_text(ENV_APP_SECRET)
     if not app_id or not app_secret:
         raise ConfigurationError(
             "speckle_nb.hub.configure needs the Speckle app's id and secret: set "
@@ -83,8 +81,8 @@ def configure(
     public = public_url or _get(hub, "public_url", "") or "https://<your hub>"
     environment = dict(_get(c.Spawner, "environment", {}) or {})
     # User servers (and their kernels) get no secret, only where to turn.
-    environment["SPECKLE_SERVER_URL"] = server
-    for key in ("SPECKLE_APP_ID", "SPECKLE_APP_SECRET"):
+    environment[ENV_SERVER_URL] = server
+    for key in (ENV_APP_ID, ENV_APP_SECRET):
         environment.pop(key, None)
 
     if login:
@@ -124,9 +122,9 @@ def configure(
                 "oauth_no_confirm": True,
                 "display": False,
                 "environment": {
-                    "SPECKLE_SERVER_URL": server,
-                    "SPECKLE_APP_ID": app_id,
-                    "SPECKLE_APP_SECRET": app_secret,
+                    ENV_SERVER_URL: server,
+                    ENV_APP_ID: app_id,
+                    ENV_APP_SECRET: app_secret,
                 },
             }
         )

@@ -37,6 +37,7 @@ from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 
 from .. import errors
+from .._names import ENV_APP_ID, ENV_APP_SECRET, INSTANCE_HEADER, env_text, server_url_setting
 from ..credentials import normalize_server_url
 from ..oauth import App, AsyncAuthClient, authorize_url, new_challenge
 from ..server.pages import Page, continue_page, render_page, signed_in_page
@@ -47,7 +48,6 @@ __all__ = ["ServiceSettings", "main", "make_app"]
 log = logging.getLogger("speckle_nb.hub.service")
 
 FLOW_COOKIE = "speckle-nb-hub-flow"
-INSTANCE_HEADER = "X-Speckle-NB-Instance"
 MAX_HOLD = 30.0
 #: How often a held pickup looks whether the browser has started its request.
 START_LOOK = 0.25
@@ -67,14 +67,14 @@ class ServiceSettings:
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
-        secret = os.environ.pop("SPECKLE_APP_SECRET", "")  # read once, gone from the env
-        app_id = os.environ.get("SPECKLE_APP_ID", "")
+        secret = os.environ.pop(ENV_APP_SECRET, "").strip()  # read once, gone from the env
+        app_id = env_text(ENV_APP_ID)
         if not app_id or not secret:
             raise errors.ConfigurationError(
                 "speckle-nb service: SPECKLE_APP_ID and SPECKLE_APP_SECRET must be set in the "
                 "service's environment (speckle_nb.hub.configure passes the hub's on)."
             )
-        server = os.environ.get("SPECKLE_SERVER_URL") or "https://app.speckle.systems"
+        server = server_url_setting()
         return cls(
             app=App(server, app_id, secret),
             prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/speckle-nb/"),

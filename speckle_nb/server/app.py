@@ -16,7 +16,18 @@ from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Float, Instance, Int, List, Unicode, default, validate
 
-from ..pickup import KERNEL_KEY_ENV
+from .._names import (
+    DEFAULT_SERVER_URL,
+    ENV_ALLOWED_SERVERS,
+    ENV_APP_ID,
+    ENV_APP_SECRET,
+    ENV_JUPYTER_PID,
+    ENV_JUPYTER_URL,
+    ENV_REDIRECT_URL,
+    KERNEL_KEY_ENV,
+    env_text,
+    server_url_setting,
+)
 from .core import MIN_KERNEL_KEY
 from .flows import MAX_FLOW_LIFETIME
 from .handlers import ROUTES, SERVICE_SETTING
@@ -27,17 +38,10 @@ from .service import Settings, SignInService
 
 __all__ = ["DEFAULT_SERVER_URL", "SpeckleNB"]
 
-DEFAULT_SERVER_URL = "https://app.speckle.systems"
 
 #: What kernels started after the server is bound inherit (see ``speckle_nb.discovery``).
-ENV_JUPYTER_URL = "SPECKLE_NB_JUPYTER_URL"
-ENV_JUPYTER_PID = "SPECKLE_NB_JUPYTER_PID"
 
 _WILDCARD = {"", "0.0.0.0", "*"}  # noqa: S104 - names, not a bind
-
-
-def _env(name: str, fallback: str = "") -> str:
-    return os.environ.get(name, "").strip() or fallback
 
 
 class SpeckleNB(ExtensionApp):
@@ -54,7 +58,7 @@ class SpeckleNB(ExtensionApp):
 
     @default("server_url")
     def _server_url_default(self) -> str:
-        return _env("SPECKLE_SERVER_URL", DEFAULT_SERVER_URL)
+        return server_url_setting()
 
     app_id = Unicode(
         help="The id of the Speckle app registered for this Jupyter deployment (the server's "
@@ -64,7 +68,7 @@ class SpeckleNB(ExtensionApp):
 
     @default("app_id")
     def _app_id_default(self) -> str:
-        return _env("SPECKLE_APP_ID")
+        return env_text(ENV_APP_ID)
 
     app_secret = Unicode(
         help="The app's secret. It stays in the Jupyter server process: the code exchange and "
@@ -74,7 +78,7 @@ class SpeckleNB(ExtensionApp):
 
     @default("app_secret")
     def _app_secret_default(self) -> str:
-        return _env("SPECKLE_APP_SECRET")
+        return env_text(ENV_APP_SECRET)
 
     redirect_url = Unicode(
         help="The redirect URL registered on the Speckle app, when it cannot be derived: "
@@ -85,7 +89,7 @@ class SpeckleNB(ExtensionApp):
 
     @default("redirect_url")
     def _redirect_url_default(self) -> str:
-        return _env("SPECKLE_REDIRECT_URL")
+        return env_text(ENV_REDIRECT_URL)
 
     allowed_servers = List(
         Unicode(),
@@ -96,7 +100,7 @@ class SpeckleNB(ExtensionApp):
 
     @default("allowed_servers")
     def _allowed_servers_default(self) -> list[str]:
-        return [s.strip() for s in _env("SPECKLE_ALLOWED_SERVERS").split(",") if s.strip()]
+        return [s.strip() for s in env_text(ENV_ALLOWED_SERVERS).split(",") if s.strip()]
 
     flow_lifetime = Float(
         MAX_FLOW_LIFETIME,
@@ -188,7 +192,7 @@ class SpeckleNB(ExtensionApp):
         settings = self._settings()
         # Kernels inherit this process's environment, and only this process needs the
         # secret. (Not a boundary against the user's own code: see docs/security.md.)
-        os.environ.pop("SPECKLE_APP_SECRET", None)
+        os.environ.pop(ENV_APP_SECRET, None)
         # Every kernel this server starts inherits the kernel key, and only those: it is what
         # pickup and refresh ask for (see docs/security.md). Set before any kernel starts.
         # One the server was started with is kept (an admin's, so that kernels outliving a

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._names import pickup_hash
 from ..credentials import Credentials
 from ..oauth import Challenge
 
@@ -74,11 +75,6 @@ _MESSAGES = {
     ),
     "cancelled": "The sign-in was cancelled from the notebook. Start it again when you are ready.",
 }
-
-
-def pickup_hash(secret: str) -> str:
-    """What the start URL carries instead of the pickup secret: SHA-256, lowercase hex."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def short_id(flow_id: str) -> str:

@@ -23,8 +23,8 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
 
 from .. import __version__
+from .._names import INSTANCE_HEADER, KERNEL_KEY_HEADER
 from ..oauth import parse_callback_url
-from ..pickup import KERNEL_KEY_HEADER
 from .pages import Page, continue_page
 from .redirect import request_origin
 from .service import BrowserRequest, Refusal, SignInService
@@ -33,7 +33,6 @@ __all__ = ["COOKIE_NAME", "INSTANCE_HEADER", "ROUTES", "SERVICE_SETTING"]
 
 SERVICE_SETTING = "speckle_nb_service"
 COOKIE_NAME = "speckle-nb-flow"
-INSTANCE_HEADER = "X-Speckle-NB-Instance"
 AUTH_RESOURCE = "speckle_nb"
 
 

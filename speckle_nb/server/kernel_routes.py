@@ -15,10 +15,10 @@ import hmac
 from typing import Any
 
 from .. import __version__
+from .._names import KERNEL_KEY_ENV, NOT_A_KERNEL
 from ..credentials import normalize_server_url
 from ..errors import ConfigurationError, SpeckleError, TokenExchangeError, TransportError
 from ..oauth import App
-from ..pickup import KERNEL_KEY_ENV, NOT_A_KERNEL
 from .core import ServiceCore, not_configured_message
 from .flows import Outcome, PickupForbidden
 from .start_route import REQUEST_ID

@@ -357,4 +357,4 @@ def _safe_avatar(avatar: str | None) -> str:
 def _shell() -> Any | None:
     from IPython.core.getipython import get_ipython
 
-    return get_ipython()  # type: ignore[no-untyped-call]
+    return get_ipython()  # type: ignore[no-untyped-call, unused-ignore]  # typed in IPython 9

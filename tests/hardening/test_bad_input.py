@@ -41,8 +41,8 @@ from hypothesis import strategies as st
 from serverkit import Browser, FakeSpeckle, Kernel, challenge_of
 from tornado.web import create_signed_value
 
+from speckle_nb._names import KERNEL_KEY_HEADER
 from speckle_nb.credentials import normalize_server_url
-from speckle_nb.pickup import KERNEL_KEY_HEADER
 from speckle_nb.server.service import SignInService
 
 #: Cases per route (the issue asks for at least 1,000).

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import httpx
 from tornado.httpclient import HTTPResponse
 
+from speckle_nb._names import KERNEL_KEY_ENV, KERNEL_KEY_HEADER
 from speckle_nb.oauth import s256
-from speckle_nb.pickup import KERNEL_KEY_ENV, KERNEL_KEY_HEADER
 from speckle_nb.server.flows import pickup_hash
 
 APP_ID = "a1b2c3d4e5"
