@@ -568,11 +568,11 @@ class Kernel:
                     idle = True
             return result
         finally:
+            # close() only starts the closing handshake, and it drops conn.protocol: take the
+            # stream first and close its socket inside this event loop, which ends with this
+            # call (else the socket is left for the GC: a ResourceWarning, an error here).
+            stream = conn.protocol.stream if conn.protocol is not None else None
             conn.close()
-            # close() only starts the closing handshake; the socket must be closed inside this
-            # event loop, which ends with this call (else it is left for the GC: a warning).
-            protocol = getattr(conn, "protocol", None)
-            stream = getattr(protocol, "stream", None)
             if stream is not None:
                 stream.close()
             await asyncio.sleep(0)
