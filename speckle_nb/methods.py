@@ -28,7 +28,7 @@ from .errors import ConfigurationError, SignInCancelledError, SignInError, Speck
 
 if TYPE_CHECKING:
     from .credentials import Credentials
-    from .fallback import LoopbackReceiver
+    from .listener import LoopbackReceiver
     from .oauth import App, Challenge, Method
     from .pickup import PickupClient, SignInRequest
 
@@ -229,7 +229,7 @@ class ListenerMethod(PasteMethod):
         self.redirect_url: str = redirect_url
 
     def wait(self, flow: Flow, *, timeout: float) -> Credentials:
-        from .fallback import LoopbackReceiver
+        from .listener import LoopbackReceiver
 
         receiver = LoopbackReceiver(self.redirect_url, timeout=timeout)
         flow.receiver = receiver  # first: a stop() from now on closes it

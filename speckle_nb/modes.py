@@ -206,7 +206,8 @@ def _kernel_app_why_not(ctx: Context) -> str | None:
 
 
 def _listener_why_not(redirect: str | None, ctx: Context) -> str | None:
-    from .fallback import is_loopback_redirect, port_in_use
+    from .fallback import is_loopback_redirect
+    from .listener import port_in_use
 
     if not redirect or not is_loopback_redirect(redirect):
         return (

@@ -31,11 +31,11 @@ from .credentials import Credentials, Source, User, normalize_server_url
 from .errors import (
     ConfigurationError,
     InvalidTokenError,
-    LogoutError,
     MissingScopeError,
     NotSignedInError,
     SpeckleError,
 )
+from .revocation import revoke_line
 
 if TYPE_CHECKING:
     from .graphql import SpeckleClient
@@ -361,7 +361,7 @@ class Session:
                 variable = self._env_vars.pop(url, None)
             note = self._env_note(variable)
             line = (
-                self._revoke_line(creds, revoke, variable)
+                revoke_line(creds, revoke, variable)
                 + self._replaced_note(url)
                 + forgotten
                 + (f" {note}" if note else "")
@@ -383,46 +383,6 @@ class Session:
             return ""
         note = self.unremember(url)
         return f" {note}" if note.startswith("Could not") else " The remembered copy was removed."
-
-    def _revoke_line(
-        self, creds: Credentials, revoke: bool | None, variable: str | None = None
-    ) -> str:
-        url = creds.server_url
-        if creds.source == "hub":  # the hub's login holds it: never revoked from a kernel
-            from .hub_source import sign_out_line
-
-            return sign_out_line(creds)
-        should = creds.obtained_by_us if revoke is None else revoke
-        if not should:
-            brought = variable or _SOURCE_WORDS.get(creds.source, creds.source)
-            why = (
-                "as asked (revoke=False)"
-                if revoke is False
-                else f"because you brought it ({brought})"
-            )
-            return (
-                f"Signed out of {url}: forgotten in this kernel. The token was not revoked "
-                f"{why} and stays valid; revoke it under Developer settings on {url}, or pass "
-                "`revoke=True` to `speckle_nb.sign_out()`."
-            )
-        from .oauth import AuthClient
-
-        try:
-            with AuthClient() as auth:
-                auth.logout(url, creds.token, creds.refresh_token)
-        except LogoutError as exc:
-            return (
-                f"Signed out of {url}: forgotten in this kernel. The server did not revoke the "
-                f"token ({exc.server_message}): it may have been revoked already, and its refresh "
-                "token, not revoked now, may still be valid. To be sure, revoke this app's access "
-                f"under Developer settings on {url}."
-            )
-        except SpeckleError as exc:
-            return (
-                f"Signed out of {url}: forgotten in this kernel, but the token could not be "
-                f"revoked ({exc}). Revoke it under Developer settings on {url}."
-            )
-        return f"Signed out of {url}: the token was revoked at the server and forgotten here."
 
     def _replaced_note(self, url: str) -> str:
         """What automatic refreshes left valid at the server (nothing, if none happened)."""
@@ -470,15 +430,6 @@ class Session:
             self._env_vars.clear()
         for old in clients:
             old.close()
-
-
-_SOURCE_WORDS = {
-    "token": "use_token or the panel's token field",
-    "env": ENV_TOKEN,
-    "magic": "%speckle_token",
-    "remembered": "remembered on this computer",
-    "local": "a Speckle desktop/specklepy account",
-}
 
 
 # ---------------------------------------------------------------------- the kernel's session

@@ -6,7 +6,8 @@
 ``modes.py`` picks the way (the Jupyter server's extension, the kernel's own app over a
 listener or a pasted address, Speckle's built-in ``connectrV3`` app the same two ways, or a
 personal access token) and says why; ``methods.py`` holds each way's steps. This module only
-drives the panel with the chosen way: its flows, its waits, the view's messages.
+drives the panel with the chosen way: its flows, its waits, the view's messages
+(``view_messages.py`` answers each; ``blocking.py`` blocks the cell for ``wait=True``).
 
 In every mode the panel's token field works too, and the kernel never puts a token, a
 refresh token, an access code, a pasted address or a challenge in a synced trait.
@@ -20,6 +21,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .blocking import wait_blocking
 from .credentials import Credentials, normalize_server_url
 from .errors import (
     ConfigurationError,
@@ -42,9 +44,6 @@ __all__ = ["DEFAULT_TIMEOUT", "Mode", "ModeChoice", "SignInController", "sign_in
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 300.0
-
-#: How often a blocked kernel re-sends the authorize URL to views that rendered late.
-_RESEND_DELAYS = (0.2, 0.5, 1.0, 2.0, 3.0, 5.0)
 
 
 # ---------------------------------------------------------------------- the controller
@@ -185,7 +184,7 @@ class SignInController:
 
     # ------------------------------------------------------------------ waiting
 
-    def _wait(self, flow: Flow) -> Credentials:
+    def wait_flow(self, flow: Flow) -> Credentials:
         """Block until ``flow`` ends; returns the credentials or raises ``SpeckleError``."""
         return self.choice.method.wait(flow, timeout=self.timeout)
 
@@ -202,9 +201,9 @@ class SignInController:
 
     def _wait_and_finish(self, flow: Flow) -> None:
         try:
-            creds = self._wait(flow)
+            creds = self.wait_flow(flow)
         except PortInUseError as exc:
-            if not self._listener_busy(flow, exc):
+            if not self.listener_busy(flow, exc):
                 self.finish(flow, error=exc)
         except SpeckleError as exc:
             self.finish(flow, error=exc)
@@ -216,7 +215,7 @@ class SignInController:
         else:
             self.finish(flow, creds=creds)
 
-    def _listener_busy(self, flow: Flow, error: PortInUseError) -> bool:
+    def listener_busy(self, flow: Flow, error: PortInUseError) -> bool:
         """Another program holds the listener's port: the same flow (its window may be open
         already) goes on as a pasted address. False when there is no paste way to go to."""
         ctx, redirect = self.choice.context, self.choice.redirect_url
@@ -228,81 +227,6 @@ class SignInController:
             return False
         self.panel.set_waiting(f"{error} Paste the address below.", **self._apply_choice(choice))
         return True
-
-    def wait_blocking(self) -> Credentials:
-        """``sign_in(wait=True)``: block this thread until signed in; raise on failure."""
-        flow = self.live_flow()
-        if flow is None and self.mode != "token":
-            raise SignInError(self.panel.message or "The sign-in could not start.")
-        self.panel.update(busy=True)
-        resender = self._start_resender(flow) if flow is not None else None
-        try:
-            if self.mode == "paste":
-                assert flow is not None
-                creds = self.choice.method.finish(
-                    flow,
-                    _prompt(
-                        "Sign in in the window the panel opens, then paste the address your browser "
-                        "lands on (hidden; Enter to cancel): "
-                    ),
-                )
-            elif self.mode == "token":
-                token = _prompt("Personal access token (hidden; Enter to cancel): ")
-                creds = self.session.validate(
-                    Credentials(server_url=self.token_server(), token=token.strip(), source="token")
-                )
-            else:
-                assert flow is not None
-                try:
-                    creds = self._wait(flow)
-                except PortInUseError as exc:
-                    if not self._listener_busy(flow, exc):
-                        raise
-                    pasted = _prompt(f"{exc} Paste it here (hidden; Enter to cancel): ")
-                    creds = self.choice.method.finish(flow, pasted)
-        except KeyboardInterrupt:
-            if flow is not None:
-                self.stop_flow(flow)
-            self.prepare("Sign-in interrupted.")
-            raise
-        except SpeckleError as exc:
-            signed_in = self.session.credentials(self.server_url)
-            if (
-                isinstance(exc, SignInCancelledError)
-                and flow is not None
-                and flow.cancelled.is_set()
-                and signed_in is not None
-            ):
-                return signed_in  # another panel (or use_token) signed in meanwhile
-            if flow is not None:
-                self.finish(flow, error=exc)
-            else:
-                self.show_error(exc, next_flow=False)
-            raise
-        finally:
-            self.panel.update(busy=False)
-            if resender is not None:
-                resender.set()
-        if flow is not None:
-            self.finish(flow, creds=creds)
-        else:
-            self.session.store(creds, remember=self.panel.remember)
-        return creds
-
-    def _start_resender(self, flow: Flow) -> threading.Event | None:
-        """While this thread blocks, the kernel cannot answer a view's ``ready``: send the
-        authorize URL now and then, so a view that renders late still gets it."""
-        if not flow.authorize_url:
-            return None
-        stop = threading.Event()
-
-        def resend() -> None:
-            delays = iter(_RESEND_DELAYS)
-            while not stop.wait(next(delays, _RESEND_DELAYS[-1])) and not flow.done:
-                self.publish()
-
-        threading.Thread(target=resend, name="speckle-nb resend", daemon=True).start()
-        return stop
 
     def finish(
         self, flow: Flow, *, creds: Credentials | None = None, error: SpeckleError | None = None
@@ -435,27 +359,6 @@ class SignInController:
         return self._sources.labels(current)
 
 
-def _prompt(message: str) -> str:
-    """A hidden prompt (ipykernel turns ``getpass`` into a password field)."""
-    import getpass
-
-    try:
-        text = getpass.getpass(message)
-    except EOFError:
-        text = ""
-    except Exception as exc:  # ipykernel's StdinNotImplementedError: no stdin in this front end
-        if type(exc).__name__ != "StdinNotImplementedError":
-            raise
-        raise SignInError(
-            "This front end cannot prompt for input while `sign_in(wait=True)` runs. Call "
-            "`speckle_nb.sign_in()` without wait=True and use the panel, or "
-            "`speckle_nb.use_token(...)`."
-        ) from None
-    if not text.strip():
-        raise SignInCancelledError("Nothing was entered, so the sign-in was cancelled.")
-    return text
-
-
 # ---------------------------------------------------------------------- sign_in()
 
 
@@ -542,7 +445,7 @@ def sign_in(
             raise problem
         return panel
     if wait:
-        controller.wait_blocking()
+        wait_blocking(controller)
     elif choice.mode != "loopback":
         # (a listener starts at the click: a panel left on screen must not hold a port that
         # a desktop connector may need)

@@ -25,25 +25,22 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import secrets
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 
 from .. import errors
-from .._names import ENV_APP_ID, ENV_APP_SECRET, INSTANCE_HEADER, env_text, server_url_setting
+from .._names import INSTANCE_HEADER
 from ..credentials import normalize_server_url
-from ..oauth import App, AsyncAuthClient, authorize_url, new_challenge
+from ..oauth import AsyncAuthClient, authorize_url, new_challenge
 from ..server.pages import Page, continue_page, render_page, signed_in_page
-from .flows import FlowStore, PickupRefused, Request
+from .flows import PickupRefused, Request
+from .state import ServiceSettings, State
 
-__all__ = ["ServiceSettings", "main", "make_app"]
+__all__ = ["main", "make_app"]
 
 log = logging.getLogger("speckle_nb.hub.service")
 
@@ -54,61 +51,6 @@ START_LOOK = 0.25
 #: The longest a pickup for a request no browser has started is held.
 UNKNOWN_HOLD = 3.0
 TRY_AGAIN = "Click Try again in the notebook (or run speckle_nb.sign_in() again)."
-
-
-@dataclass
-class ServiceSettings:
-    """What the service needs, from JupyterHub's environment for managed services."""
-
-    app: App = field(repr=False)
-    prefix: str
-    bind_url: str
-    api_token: str = field(repr=False)
-
-    @classmethod
-    def from_env(cls) -> ServiceSettings:
-        secret = os.environ.pop(ENV_APP_SECRET, "").strip()  # read once, gone from the env
-        app_id = env_text(ENV_APP_ID)
-        if not app_id or not secret:
-            raise errors.ConfigurationError(
-                "speckle-nb service: SPECKLE_APP_ID and SPECKLE_APP_SECRET must be set in the "
-                "service's environment (speckle_nb.hub.configure passes the hub's on)."
-            )
-        server = server_url_setting()
-        return cls(
-            app=App(server, app_id, secret),
-            prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/speckle-nb/"),
-            bind_url=os.environ["JUPYTERHUB_SERVICE_URL"],
-            api_token=os.environ["JUPYTERHUB_API_TOKEN"],
-        )
-
-
-class _SharedTransport(httpx.AsyncBaseTransport):
-    """One connection pool (and one TLS context) for every call to Speckle: building an
-    httpx client costs ~0.1 s of CPU, which 50 sign-ins at once would otherwise queue on."""
-
-    def __init__(self) -> None:
-        self._inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        """Kept open when a client using it closes: it lives as long as the process."""
-
-
-class State:
-    """Shared by the handlers of one service process."""
-
-    def __init__(self, settings: ServiceSettings) -> None:
-        self.settings = settings
-        self.flows = FlowStore()
-        self.instance = secrets.token_hex(8)  # a restarted process answers with another
-        self.transport = _SharedTransport()
-
-    @property
-    def app(self) -> App:
-        return self.settings.app
 
 
 # ---------------------------------------------------------------------- browser routes

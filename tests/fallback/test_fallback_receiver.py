@@ -18,12 +18,12 @@ from speckle_nb.errors import (
     SignInTimeoutError,
 )
 from speckle_nb.fallback import (
-    LoopbackReceiver,
     is_loopback_redirect,
     kernel_app_from_env,
     parse_pasted,
     redirect_url_from_env,
 )
+from speckle_nb.listener import LoopbackReceiver
 
 CODE = "c0de" * 10 + "ab"  # 42 hex, like Speckle's access codes
 

@@ -30,12 +30,9 @@ from speckle_nb.errors import (
     TokenExchangeError,
     TransportError,
 )
-from speckle_nb.fallback import (
-    LoopbackReceiver,
-    complete_from_callback,
-    prepare_fallback_sign_in,
-)
+from speckle_nb.fallback import complete_from_callback, prepare_fallback_sign_in
 from speckle_nb.graphql import SpeckleClient
+from speckle_nb.listener import LoopbackReceiver
 from speckle_nb.methods import ListenerMethod, PasteMethod
 from speckle_nb.oauth import App
 

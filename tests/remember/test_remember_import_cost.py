@@ -8,6 +8,7 @@ import sys
 
 MINE = (
     "speckle_nb.fallback",
+    "speckle_nb.listener",
     "speckle_nb.remember",
     "speckle_nb.local_accounts",
     "speckle_nb.magics",
