@@ -3,8 +3,8 @@
 The user this stands for opened the notebook in JupyterLab (as ``speckle-nb demo`` does) and
 pressed Run All: the sign-in cell blocks in ``sign_in(wait=True)`` while they click the
 button and sign in, then every cell below runs. So the kernel here signs in through the real
-Jupyter server's extension: nbclient starts it with the two variables the extension
-publishes to the kernels its server starts (its URL, and its pid as the kernel's parent), and
+Jupyter server's extension: nbclient starts it with the variables the extension publishes
+to the kernels its server starts (its URL, its pid as the kernel's parent, its kernel key), and
 a thread plays the person's browser as soon as the panel's state names its start path — read
 from the widget state the kernel sends, as the view reads it. Nothing in the notebook is
 changed for the test.
@@ -23,6 +23,7 @@ from nbclient import NotebookClient
 from support.jupyter import JupyterServer
 
 from speckle_nb.devserver import DevServer
+from speckle_nb._names import KERNEL_KEY_ENV
 from speckle_nb.discovery import ENV_JUPYTER_PID, ENV_JUPYTER_URL
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "getting-started.ipynb"
@@ -77,6 +78,9 @@ def kernel_env(jupyter: JupyterServer, dev: DevServer, tmp: Path) -> dict[str, s
             "PYTHONPATH": os.pathsep.join([REPO, env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             "SPECKLE_SERVER_URL": dev.url,
             ENV_JUPYTER_URL: jupyter.url,
+            # The key the extension gives the kernels it starts: without it, pickup refuses
+            # this kernel, which then signs in without the extension (nobody clicks that here).
+            KERNEL_KEY_ENV: jupyter.kernel_key,
             # jupyter_client sets JPY_PARENT_PID to the process that starts the kernel (here,
             # this one): the extension's pid is what the kernel checks it against.
             ENV_JUPYTER_PID: str(os.getpid()),
