@@ -190,22 +190,33 @@ def _hub_api() -> tuple[str, str, str] | None:
     return api.rstrip("/"), user, token
 
 
-def read_auth_state() -> dict[str, Any] | None:
-    """This user's ``auth_state`` from the hub (which renews it first when it is due)."""
+def _ask_hub(method: str, path: str) -> tuple[str, httpx.Response] | None:
+    """``method`` ``path`` (``{user}`` filled in) at the hub's API as this kernel's user, or
+    None outside a Speckle-login hub; returns the user's name and the hub's answer."""
     found = _hub_api()
     if found is None:
         return None
     api, user, token = found
     try:
         with httpx.Client(timeout=30, trust_env=False, verify=_verify(api)) as http:
-            reply = http.get(
-                f"{api}/users/{quote(user, safe='')}",
+            reply = http.request(
+                method,
+                f"{api}/{path.format(user=quote(user, safe=''))}",
                 headers={"Authorization": f"token {token}"},
             )
     except httpx.HTTPError as exc:
         raise errors.TransportError(
             f"JupyterHub's API at {api} could not be reached ({type(exc).__name__})."
         ) from None
+    return user, reply
+
+
+def read_auth_state() -> dict[str, Any] | None:
+    """This user's ``auth_state`` from the hub (which renews it first when it is due)."""
+    answered = _ask_hub("GET", "users/{user}")
+    if answered is None:
+        return None
+    user, reply = answered
     if reply.status_code in (401, 403):
         # The hub ended the login: refresh_user found the token dead and Speckle refused
         # to renew it (or the user logged out).
@@ -262,20 +273,10 @@ def hub_login_credentials(
 
 def _renew_at_hub() -> None:
     """Ask the hub to renew this user's token now (``speckle_nb.hub.renew``)."""
-    found = _hub_api()
-    if found is None:
+    answered = _ask_hub("POST", "speckle-nb/users/{user}/renew")
+    if answered is None:
         return
-    api, user, token = found
-    try:
-        with httpx.Client(timeout=30, trust_env=False, verify=_verify(api)) as http:
-            reply = http.post(
-                f"{api}/speckle-nb/users/{quote(user, safe='')}/renew",
-                headers={"Authorization": f"token {token}"},
-            )
-    except httpx.HTTPError as exc:
-        raise errors.TransportError(
-            f"JupyterHub's API at {api} could not be reached ({type(exc).__name__})."
-        ) from None
+    _, reply = answered
     if reply.status_code == 409:
         try:
             why = str(reply.json().get("message") or "")

@@ -22,8 +22,8 @@ from kernelkit import play_extension_sign_in
 from nbclient import NotebookClient
 from support.jupyter import JupyterServer
 
-from speckle_nb.devserver import DevServer
 from speckle_nb._names import KERNEL_KEY_ENV
+from speckle_nb.devserver import DevServer
 from speckle_nb.discovery import ENV_JUPYTER_PID, ENV_JUPYTER_URL
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "getting-started.ipynb"
