@@ -36,6 +36,15 @@ class DevRequests(logging.Handler):
             if not self._changed.wait_for(lambda: entry in self.seen, timeout):
                 raise AssertionError(f"the dev server never answered {entry}: {self.seen}")
 
+    def forget_through(self, entry: str, timeout: float = 10.0) -> None:
+        """Wait for ``entry``, then forget all seen so far: what follows starts from nothing.
+
+        The dev server writes its line just after answering, so a request whose answer the
+        caller already holds may still be unlogged: counting from "now" would catch it."""
+        self.wait_for(entry, timeout)
+        with self._changed:
+            self.seen.clear()
+
     def __enter__(self) -> DevRequests:
         self._logger.addHandler(self)
         self._logger.setLevel(logging.INFO)
