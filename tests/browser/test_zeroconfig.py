@@ -109,6 +109,7 @@ def test_no_setup_signs_in_over_the_kernels_listener(run: BrowserRun, tmp_path: 
     # Said before the consent page shows it: which app, and why that name.
     expect(panel.root).to_contain_text("authorize “Desktop Connectors”")
     expect(panel.root).to_contain_text("has no Speckle app configured")
+    run.shot_panel(panel, "panel-no-setup", docs=True)
 
     window = panel.click_for_window()
     panel.expect_state("waiting")
@@ -143,6 +144,7 @@ def test_browser_elsewhere_pastes_the_unreachable_address(run: BrowserRun, tmp_p
     panel = open_panel(run, path)
     expect(panel.root).to_contain_text(f"{LANDING}/?access_code=…")  # said before it happens
     expect(panel.root).to_contain_text("will not load")
+    run.shot_panel(panel, "panel-paste", docs=True)
 
     window = panel.click_for_window()
     panel.expect_state("waiting")
