@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -31,18 +30,6 @@ from .state import DevState, User
 
 log = logging.getLogger("speckle_nb.devserver")
 
-_CHALLENGE_IN_PATH = re.compile(r"(?i)^(/authn/verify/[^/]+/)[^/]+")
-
-
-def _log_request(handler: tornado.web.RequestHandler) -> None:
-    # Method and path only: queries carry tokens (/auth/accesscode?token=…) and the
-    # verify path carries the challenge, so neither is ever written down.
-    request = handler.request
-    path = _CHALLENGE_IN_PATH.sub(r"\1…", request.path)
-    log.info(
-        "%d %s %s %.1fms", handler.get_status(), request.method, path, 1000 * request.request_time()
-    )
-
 
 def make_app(runtime: Runtime) -> tornado.web.Application:
     """Routes match case-insensitively, with an optional trailing slash (§13.12)."""
@@ -62,7 +49,8 @@ def make_app(runtime: Runtime) -> tornado.web.Application:
         routes,
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
-        log_function=_log_request,
+        # Each request is logged by BaseHandler.finish, before its answer leaves.
+        log_function=lambda handler: None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -53,6 +54,38 @@ def test_no_token_code_password_or_challenge_in_the_logs(
     assert "/auth/token" in logged  # requests are logged…
     for secret in (code, pair["token"], pair["refreshToken"], session, "speckle-demo", CHALLENGE):
         assert secret not in logged  # …without what would let someone in
+
+
+class _AnsweredBeforeLogged(logging.Handler):
+    """At each access-log line, gives the client up to 0.5 s to receive its answer: a
+    server that answered before logging lets it arrive meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.answered = threading.Event()
+        self.answer_arrived_first: list[bool] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "GET /graphql" in record.getMessage():
+            self.answer_arrived_first.append(self.answered.wait(0.5))
+
+
+def test_a_request_is_logged_before_its_answer_leaves(devserver: DevServer) -> None:
+    """What tests count from the log (DevRequests) includes every request the caller already
+    holds an answer to: no late line of an earlier request lands in a later count."""
+    watcher = _AnsweredBeforeLogged()
+    logger = logging.getLogger("speckle_nb.devserver")
+    level = logger.level
+    logger.addHandler(watcher)
+    logger.setLevel(logging.INFO)
+    try:
+        with httpx.Client(base_url=devserver.url, timeout=10) as http:
+            http.get("/graphql", params={"query": "{ serverInfo { name } }"})
+            watcher.answered.set()
+    finally:
+        logger.removeHandler(watcher)
+        logger.setLevel(level)
+    assert watcher.answer_arrived_first == [False]
 
 
 def test_cli_prints_url_users_and_the_requested_app() -> None:

@@ -304,19 +304,19 @@ def test_bob_cannot_pick_up_alices_result_even_knowing_her_request_id(
         made = kernel.execute(NEW_REQUEST, timeout=30)
         assert made.error is None, made.error
         request_id, start_path = made.stdout.split()
+        start = alice.open_start(start_path)
+        callback_url = alice.authorize_on_speckle(start.next_url, ALICE.email, ALICE.password)  # type: ignore[attr-defined]
+        assert f"Signed in as {ALICE.speckle_name}" in page_text(alice.deliver(callback_url))
+        # alice's result now waits on her server for her kernel's pickup secret.
+
+        guess = {"request": request_id, "secret": "bob-guesses-this", "hold": 0}
+        headers = {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
+        # pickup and refresh need no Jupyter login (kernels call them), and the hub lets bob
+        # reach alice's server; but they answer only alice's server's own kernels (its
+        # kernel key), so bob gets nothing — even with a valid refresh token of the app —
+        # and nothing reaches Speckle.
         refresh_token = valid_refresh_token(hub_setup)
         with DevRequests() as speckle:
-            start = alice.open_start(start_path)
-            callback_url = alice.authorize_on_speckle(start.next_url, ALICE.email, ALICE.password)  # type: ignore[attr-defined]
-            assert f"Signed in as {ALICE.speckle_name}" in page_text(alice.deliver(callback_url))
-            # alice's result now waits on her server for her kernel's pickup secret.
-            speckle.forget_through("POST /graphql")  # her sign-in's activeUser, logged last
-            guess = {"request": request_id, "secret": "bob-guesses-this", "hold": 0}
-            headers = {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
-            # pickup and refresh need no Jupyter login (kernels call them), and the hub lets bob
-            # reach alice's server; but they answer only alice's server's own kernels (its
-            # kernel key), so bob gets nothing — even with a valid refresh token of the app —
-            # and nothing reaches Speckle.
             for action in ("wait", "cancel"):
                 taken = bob.http.post(
                     f"{hub_setup.hub.url}/user/alice/speckle-nb/pickup",

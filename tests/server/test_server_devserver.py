@@ -180,9 +180,9 @@ async def test_refresh_without_the_kernel_key_never_reaches_speckle(
         credentials = await asyncio.to_thread(kernel.wait, request, timeout=10)
     assert credentials.refresh_token is not None
     pending = SignInRequest.new()
+    await asyncio.to_thread(browse_sign_in, player, jupyter_url, pending)  # a result waits
+
     with DevRequests() as speckle, httpx.Client(base_url=jupyter_url) as stranger:
-        await asyncio.to_thread(browse_sign_in, player, jupyter_url, pending)  # a result waits
-        await asyncio.to_thread(speckle.forget_through, "POST /graphql")  # logged after it
         refused = await asyncio.to_thread(
             stranger.post,
             "speckle-nb/refresh",

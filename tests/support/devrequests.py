@@ -10,7 +10,8 @@ __all__ = ["DevRequests"]
 
 class DevRequests(logging.Handler):
     """Counts, at the dev server, every request it answered (``"POST /auth/token"``): read
-    from its access log, which it writes once per request after answering.
+    from its access log, which it writes once per request just before the answer leaves:
+    a request whose answer the caller holds is already counted.
 
         with DevRequests() as seen:
             ...
@@ -35,15 +36,6 @@ class DevRequests(logging.Handler):
         with self._changed:
             if not self._changed.wait_for(lambda: entry in self.seen, timeout):
                 raise AssertionError(f"the dev server never answered {entry}: {self.seen}")
-
-    def forget_through(self, entry: str, timeout: float = 10.0) -> None:
-        """Wait for ``entry``, then forget all seen so far: what follows starts from nothing.
-
-        The dev server writes its line just after answering, so a request whose answer the
-        caller already holds may still be unlogged: counting from "now" would catch it."""
-        self.wait_for(entry, timeout)
-        with self._changed:
-            self.seen.clear()
 
     def __enter__(self) -> DevRequests:
         self._logger.addHandler(self)
